@@ -1,0 +1,1 @@
+"""RolloN ledger service: the digital core of Normandy's complementary currency."""

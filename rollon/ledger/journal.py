@@ -1,0 +1,183 @@
+"""The tamper-evident journal: a canonical encoding of each entry, a SHA-256 hash chain over
+them, and Ed25519-signed checkpoints of the chain head.
+
+Pure functions only; keys are loaded and stored elsewhere (`keys.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from rollon.ledger.transfers import JournalEntry, Transfer
+
+GENESIS_HASH = bytes(32)
+_NO_UUID = bytes(16)
+_NONE_TIME = -1
+# seq, timestamp, id, debit, credit, amount, ledger, flags, pending_id, timeout_s,
+# expires_at, event_time, debit_balance_after, credit_balance_after
+_FIXED = struct.Struct(">QQ16s16s16sQ3sI16sQqqqq")
+_CHECKPOINT_DOMAIN = b"rollon-checkpoint-v1"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The last entry of the journal: the next entry continues from here."""
+
+    seq: int
+    hash: bytes
+    timestamp_ns: int
+
+
+GENESIS = ChainHead(seq=0, hash=GENESIS_HASH, timestamp_ns=0)
+
+
+def encode_entry(
+    seq: int,
+    timestamp_ns: int,
+    transfer: Transfer,
+    expires_at_ns: int | None,
+    debit_balance_after: int,
+    credit_balance_after: int,
+) -> bytes:
+    """The canonical bytes of one entry: fixed-width fields, then length-prefixed text."""
+    code = transfer.code.value.encode("ascii")
+    memo = transfer.memo.encode("utf-8")
+    fixed = _FIXED.pack(
+        seq,
+        timestamp_ns,
+        transfer.id.bytes,
+        transfer.debit_account_id.bytes,
+        transfer.credit_account_id.bytes,
+        transfer.amount,
+        transfer.ledger.value.encode("ascii"),
+        int(transfer.flags),
+        transfer.pending_id.bytes if transfer.pending_id is not None else _NO_UUID,
+        transfer.timeout_s,
+        _NONE_TIME if expires_at_ns is None else expires_at_ns,
+        _NONE_TIME if transfer.event_time_ns is None else transfer.event_time_ns,
+        debit_balance_after,
+        credit_balance_after,
+    )
+    return b"".join((fixed, struct.pack(">B", len(code)), code, struct.pack(">I", len(memo)), memo))
+
+
+def entry_hash(prev_hash: bytes, encoded: bytes) -> bytes:
+    """Hash of an entry: it covers the previous hash, so no entry can change unseen."""
+    return hashlib.sha256(prev_hash + encoded).digest()
+
+
+def recompute_hash(entry: JournalEntry) -> bytes:
+    """The hash an entry should carry, from its own fields and its stored previous hash."""
+    encoded = encode_entry(
+        entry.seq,
+        entry.timestamp_ns,
+        entry.transfer,
+        entry.expires_at_ns,
+        entry.debit_balance_after,
+        entry.credit_balance_after,
+    )
+    return entry_hash(entry.prev_hash, encoded)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A transfer the state machine accepted, before it has a place in the chain."""
+
+    timestamp_ns: int
+    transfer: Transfer
+    expires_at_ns: int | None
+    debit_balance_after: int
+    credit_balance_after: int
+
+
+def chain(head: ChainHead, recorded: Iterable[Recorded]) -> tuple[list[JournalEntry], ChainHead]:
+    """Give each accepted transfer its sequence number and hash, continuing from `head`."""
+    entries: list[JournalEntry] = []
+    seq, prev, last_ts = head.seq, head.hash, head.timestamp_ns
+    for r in recorded:
+        assert r.timestamp_ns > last_ts, "journal timestamps must strictly increase"
+        seq += 1
+        digest = entry_hash(
+            prev,
+            encode_entry(
+                seq,
+                r.timestamp_ns,
+                r.transfer,
+                r.expires_at_ns,
+                r.debit_balance_after,
+                r.credit_balance_after,
+            ),
+        )
+        entries.append(
+            JournalEntry(
+                seq=seq,
+                timestamp_ns=r.timestamp_ns,
+                transfer=r.transfer,
+                expires_at_ns=r.expires_at_ns,
+                debit_balance_after=r.debit_balance_after,
+                credit_balance_after=r.credit_balance_after,
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
+        prev, last_ts = digest, r.timestamp_ns
+    return entries, ChainHead(seq=seq, hash=prev, timestamp_ns=last_ts)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed statement: "the journal's entry number `seq` has hash `hash`"."""
+
+    seq: int
+    hash: bytes
+    timestamp_ns: int
+    key_id: str
+    signature: bytes
+
+
+def checkpoint_message(seq: int, head_hash: bytes, timestamp_ns: int) -> bytes:
+    """What a checkpoint signs; domain-separated so the key signs nothing else this way."""
+    return _CHECKPOINT_DOMAIN + struct.pack(">QQ", seq, timestamp_ns) + head_hash
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """A short stable name for a public key: the start of the SHA-256 of its raw bytes."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def sign_checkpoint(private_key: Ed25519PrivateKey, head: ChainHead) -> Checkpoint:
+    """Sign the chain head."""
+    message = checkpoint_message(head.seq, head.hash, head.timestamp_ns)
+    return Checkpoint(
+        seq=head.seq,
+        hash=head.hash,
+        timestamp_ns=head.timestamp_ns,
+        key_id=key_id(private_key.public_key()),
+        signature=private_key.sign(message),
+    )
+
+
+def checkpoint_is_valid(public_key: Ed25519PublicKey, checkpoint: Checkpoint) -> bool:
+    """Whether the checkpoint was signed by this key over exactly these fields."""
+    message = checkpoint_message(checkpoint.seq, checkpoint.hash, checkpoint.timestamp_ns)
+    try:
+        public_key.verify(checkpoint.signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def expiry_id(pending_id: UUID) -> UUID:
+    """The id of the void the ledger writes when `pending_id` times out: derived, so that two
+    writers expiring the same hold would collide instead of voiding it twice."""
+    return UUID(bytes=hashlib.sha256(b"rollon-expiry" + pending_id.bytes).digest()[:16], version=5)
