@@ -120,7 +120,8 @@ class _Batch:
         if account.id not in self._undo:
             self._undo[account.id] = account.copy()
         if account.id not in self.originals:
-            self.originals[account.id] = self._undo[account.id]
+            # A copy of its own: the undo copy goes back into play if the chain rolls back.
+            self.originals[account.id] = account.copy()
         self.changed.add(account.id)
         return account
 
@@ -175,7 +176,10 @@ class _Batch:
             return self._validate_resolution(t, phase)
         if debit.no_overdraft and debit.available < t.amount:
             return Result.INSUFFICIENT_FUNDS
-        if credit.credits_posted + credit.credits_pending + t.amount > MAX_AMOUNT:
+        if (
+            credit.credits_posted + credit.credits_pending + t.amount > MAX_AMOUNT
+            or debit.debits_posted + debit.debits_pending + t.amount > MAX_AMOUNT
+        ):
             return Result.OVERFLOW
         return Result.OK
 
