@@ -11,7 +11,9 @@ import re
 MAX_AMOUNT = 2**63 - 1  # what a signed 64-bit column holds; no balance may pass it
 CENTIMES_PER_UNIT = 100
 
-_AMOUNT_TEXT = re.compile(r"^(?P<units>\d+)(?:[.,](?P<cents>\d{1,2}))?$")
+# ASCII digits only: \d also takes other scripts' digits, some of which look like other
+# numbers (Bengali four looks like an eight).
+_AMOUNT_TEXT = re.compile(r"^(?P<units>\d+)(?:[.,](?P<cents>\d{1,2}))?$", re.ASCII)
 
 
 class AmountError(ValueError):
@@ -33,7 +35,7 @@ def parse_amount(text: str) -> int:
     cleaned = text.strip()
     match = _AMOUNT_TEXT.match(cleaned)
     if match is None:
-        if re.match(r"^\d+[.,]\d{3,}$", cleaned):
+        if re.match(r"^\d+[.,]\d{3,}$", cleaned, re.ASCII):
             raise AmountError("too_many_decimals", f"{text!r} has more than two decimals")
         if cleaned.startswith("-"):
             raise AmountError("amount_must_be_positive", f"{text!r} is negative")
