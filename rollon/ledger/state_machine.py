@@ -104,8 +104,8 @@ class _Batch:
         del self.holds_closed[n_closed:]
         self.next_ts = next_ts
         for pending_id, previous_hold, previous_resolution in reversed(self._chain_holds):
-            self.holds_opened.pop(pending_id, None)
-            if previous_hold is None:
+            if previous_hold is None:  # opened by this chain; else closed by it, so reopen it
+                self.holds_opened.pop(pending_id, None)
                 self.holds.pop(pending_id, None)
             else:
                 self.holds[pending_id] = previous_hold
