@@ -11,7 +11,9 @@ from pathlib import Path
 from benchmarks.suite import Suite, SuiteResult
 
 # name -> "module:function"; imported lazily so one suite's extra needs do not slow others.
-SUITES: dict[str, str] = {}
+SUITES: dict[str, str] = {
+    "core": "benchmarks.core:run",
+}
 
 
 def _load(target: str) -> Suite:
