@@ -1,0 +1,139 @@
+"""The FastAPI application: `create_app(settings)` builds it; its lifespan opens the database,
+the Ledger (with its group-commit writer) and the API's components, and closes them.
+
+Adding routes: write a module under `rollon/api/routes/` exposing an `APIRouter`, and add
+one line `"rollon.api.routes.NAME:router"` to `ROUTERS` below: the single place where
+routers are included. Shared pieces to reuse: `rollon.api.auth` (require_roles, Principal),
+`rollon.api.problems` (ProblemError, PROBLEM_RESPONSES), `rollon.api.idempotency`
+(IdempotencyDep for money-moving POSTs), `rollon.api.state` (StateDep: ledger, engine,
+settings, metrics).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from rollon.api.account_kinds import AccountKinds
+from rollon.api.auth import Authenticator
+from rollon.api.bootstrap import prepare_database
+from rollon.api.idempotency import IdempotencyStore
+from rollon.api.login_limiter import FailedLoginLimiter
+from rollon.api.metrics import Metrics, RequestMetricsMiddleware
+from rollon.api.middleware import BodyLimitMiddleware, LastResortMiddleware
+from rollon.api.problems import install_problem_handlers, problem_openapi
+from rollon.api.settings import Settings
+from rollon.api.state import AppState
+from rollon.ledger.keys import load_or_create_signing_key
+from rollon.ledger.service import Ledger
+from rollon.ledger.storage import create_engine
+
+log = logging.getLogger(__name__)
+
+# Every router of the service, as "module:attribute". Add yours here, one line.
+ROUTERS: tuple[str, ...] = (
+    "rollon.api.routes.health:router",
+    "rollon.api.routes.health:root_router",
+    "rollon.api.routes.tokens:router",
+    "rollon.api.routes.accounts:router",
+    "rollon.api.routes.issuances:router",
+    "rollon.api.routes.transfers:router",
+)
+
+DESCRIPTION = """\
+The RolloN ledger: accounts, balances and payments of Normandy's complementary currency.
+
+* **Amounts** are JSON integers in centimes: `1250` is 12,50 RolloN. Decimals and strings
+  are refused (`amount_must_be_integer`).
+* **Tokens**: send `Authorization: Bearer rln_…`. An admin creates them with
+  `POST /v1/tokens` (or `rollon token create` on the server). Roles: admin, operator,
+  merchant, member, auditor.
+* **Errors** are RFC 9457 problem details (`application/problem+json`) with a stable
+  `code` to branch on.
+* **Retries**: every POST that moves money takes an `Idempotency-Key` header (and an `id`
+  in its body): the same request again gets the first answer again, never a second payment.
+"""
+
+
+def _router(target: str) -> APIRouter:
+    module_name, attribute = target.split(":")
+    router = getattr(importlib.import_module(module_name), attribute)
+    assert isinstance(router, APIRouter), target
+    return router
+
+
+def open_state(settings: Settings, metrics: Metrics) -> AppState:
+    """Open the database (migrating it if needed), the Ledger and the API's components."""
+    engine = create_engine(settings.database_url)
+    prepare_database(engine)
+    signing_key = load_or_create_signing_key(settings.signing_key_file)
+    ledger = Ledger(engine, signing_key=signing_key, observer=metrics.observe_batch)
+    limiter = FailedLoginLimiter(settings.login_failures_allowed, settings.login_failure_window_s)
+    authenticator = Authenticator(
+        engine,
+        limiter,
+        cache_ttl_s=settings.token_cache_ttl_s,
+        on_failure=metrics.failed_logins.inc,
+    )
+    return AppState(
+        settings=settings,
+        engine=engine,
+        ledger=ledger,
+        authenticator=authenticator,
+        idempotency=IdempotencyStore(engine),
+        metrics=metrics,
+        account_kinds=AccountKinds(engine),
+    )
+
+
+def close_state(state: AppState) -> None:
+    """Commit what is queued, stop the writers, close the connections."""
+    state.ledger.close()
+    state.idempotency.close()
+    state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service as an ASGI app. `settings` default to the environment's."""
+    settings = settings or Settings.from_env()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = open_state(settings, metrics)
+        app.state.rollon = state
+        log.info("service started", extra={"database": state.engine.dialect.name})
+        try:
+            yield
+        finally:
+            close_state(state)
+            log.info("service stopped")
+
+    app = FastAPI(
+        title="RolloN ledger service",
+        version=importlib.metadata.version("rollon"),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    for target in ROUTERS:
+        app.include_router(_router(target))
+
+    # Added innermost first: the last one added sees the request first.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, access_log=settings.access_log)
+    app.add_middleware(LastResortMiddleware, on_error=metrics.internal_errors.inc)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problem_openapi(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,163 @@
+"""Prometheus metrics of one app, and the middleware that times requests and logs them.
+
+Each app has its own registry (so several apps in one process, as in tests, do not mix).
+Route authors who want a metric of their own add it to `Metrics` or use
+`state.metrics.registry` to register one.
+
+| metric | type | labels |
+| --- | --- | --- |
+| rollon_http_request_duration_seconds | histogram | method, route (the path template), status |
+| rollon_transfers_committed_total | counter | |
+| rollon_transfers_rejected_total | counter | code (the ledger's result) |
+| rollon_batch_transfers | histogram | (transfers per committed batch) |
+| rollon_batch_requests | histogram | (requests coalesced per batch) |
+| rollon_batch_duration_seconds | histogram | |
+| rollon_failed_logins_total | counter | |
+| rollon_internal_errors_total | counter | (bugs: should stay at zero) |
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rollon.ledger.hot_path import BatchReport
+from rollon.ledger.transfers import Result
+
+access_log = logging.getLogger("rollon.access")
+
+_LATENCY_BUCKETS_S = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8190)
+_COMMITTED = frozenset({Result.OK})
+_NOT_REJECTED = frozenset({Result.OK, Result.EXISTS})
+
+
+class Metrics:
+    """The service's metrics, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.request_duration = Histogram(
+            "rollon_http_request_duration_seconds",
+            "Time from request start to the end of the answer",
+            ["method", "route", "status"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.transfers_committed = Counter(
+            "rollon_transfers_committed",
+            "Transfers the ledger committed",
+            registry=self.registry,
+        )
+        self.transfers_rejected = Counter(
+            "rollon_transfers_rejected",
+            "Transfers the ledger refused, by result code",
+            ["code"],
+            registry=self.registry,
+        )
+        self.batch_transfers = Histogram(
+            "rollon_batch_transfers",
+            "Transfers per committed batch",
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_requests = Histogram(
+            "rollon_batch_requests",
+            "Requests coalesced into one committed batch",
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_duration = Histogram(
+            "rollon_batch_duration_seconds",
+            "Time to decide and commit one batch",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.failed_logins = Counter(
+            "rollon_failed_logins",
+            "Requests with an unknown or revoked token",
+            registry=self.registry,
+        )
+        self.internal_errors = Counter(
+            "rollon_internal_errors",
+            "Requests answered 500 (bugs)",
+            registry=self.registry,
+        )
+
+    def observe_batch(self, report: BatchReport) -> None:
+        """The ledger's observer: called by its writer thread after each committed batch."""
+        self.batch_transfers.observe(report.transfers)
+        self.batch_requests.observe(report.requests)
+        self.batch_duration.observe(report.duration_s)
+        committed = sum(1 for r in report.results if r in _COMMITTED)
+        if committed:
+            self.transfers_committed.inc(committed)
+        for result in report.results:
+            if result not in _NOT_REJECTED:
+                self.transfers_rejected.labels(code=result.value).inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition format."""
+        return generate_latest(self.registry)
+
+
+class RequestMetricsMiddleware:
+    """Times every HTTP request by route template (bounded label values) and, when
+    `access_log` is on, logs one structured line per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: bool) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            elapsed_s = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.request_duration.labels(
+                method=scope["method"], route=template, status=str(status)
+            ).observe(elapsed_s)
+            if self.access_log:
+                client = scope.get("client")
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed_s * 1000, 3),
+                        "client": client[0] if client else None,
+                    },
+                )

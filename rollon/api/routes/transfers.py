@@ -1,0 +1,129 @@
+"""`POST /v1/transfers`: the owner of an account sends RolloN from it (idempotent).
+
+Members pay members, merchants and exchange points; a merchant pays only other merchants
+(its suppliers): what it earns otherwise leaves through reconversion. System accounts are
+never a destination here: money enters and leaves circulation only through issuance and
+reconversion, which keep the guarantee fund's mirror in step.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from rollon.api.auth import Principal, Role, require_roles
+from rollon.api.fields import Centimes, Memo, RequestModel
+from rollon.api.idempotency import Answer, IdempotencyDep, json_answer
+from rollon.api.problems import PROBLEM_RESPONSES, Problem, ProblemError, problem_for_result
+from rollon.api.state import StateDep
+from rollon.ledger.accounts import AccountKind, LedgerCode
+from rollon.ledger.transfers import Result, Transfer, TransferCode
+
+router = APIRouter(prefix="/v1", tags=["transfers"], responses=PROBLEM_RESPONSES)
+
+_DESTINATIONS: dict[Role, frozenset[AccountKind]] = {
+    Role.MEMBER: frozenset({AccountKind.MEMBER, AccountKind.MERCHANT, AccountKind.EXCHANGE_POINT}),
+    Role.MERCHANT: frozenset({AccountKind.MERCHANT}),
+}
+
+
+class TransferIn(RequestModel):
+    id: UUID | None = Field(
+        default=None,
+        description="The transfer's id, chosen by the client: sending the same id again "
+        "never pays twice. Derived from the Idempotency-Key when absent.",
+        examples=["0e7d5a3c-1b2f-4e8a-9c6d-5f4e3d2c1b0a"],
+    )
+    source_id: UUID = Field(
+        description="Your own account", examples=["3f0e4f8e-5a7b-4bcd-9a1e-2b7c9d0e1f23"]
+    )
+    destination_id: UUID = Field(examples=["9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"])
+    amount: Centimes
+    memo: Memo = ""
+
+
+class TransferOut(BaseModel):
+    id: UUID
+    source_id: UUID
+    destination_id: UUID
+    amount: int = Field(examples=[1250])
+    memo: str
+    result: Literal["ok", "exists"] = Field(
+        description="`ok`: done now; `exists`: this id was done before, with these fields"
+    )
+
+
+@router.post(
+    "/transfers",
+    status_code=201,
+    response_model=TransferOut,
+    summary="Send RolloN from your account",
+    responses={
+        200: {"model": TransferOut, "description": "Done before with this id (a retry)"},
+        404: {"model": Problem, "description": "No such destination (`account_not_found`)"},
+        409: {"model": Problem, "description": "Id or key reused, or account closed"},
+    },
+)
+async def post_transfer(
+    body: TransferIn,
+    state: StateDep,
+    principal: Annotated[Principal, Depends(require_roles(Role.MEMBER, Role.MERCHANT))],
+    idempotency: IdempotencyDep,
+) -> Response:
+    if not principal.owns(body.source_id):
+        raise ProblemError(
+            403, "forbidden", "Forbidden", "you may only send money from your own account"
+        )
+    transfer_id = idempotency.operation_id(principal, body.id)
+
+    async def execute() -> Answer:
+        kind = state.account_kinds.cached(body.destination_id)
+        if kind is None:
+            kind = await run_in_threadpool(state.account_kinds.lookup, body.destination_id)
+        if kind is None:
+            raise problem_for_result(Result.ACCOUNT_NOT_FOUND, f"no account {body.destination_id}")
+        if kind not in _DESTINATIONS[principal.role]:
+            raise ProblemError(
+                403,
+                "destination_not_allowed",
+                "Destination not allowed",
+                f"a {principal.role} may not send money to a {kind} account",
+            )
+        transfer = Transfer(
+            id=transfer_id,
+            debit_account_id=body.source_id,
+            credit_account_id=body.destination_id,
+            amount=body.amount,
+            ledger=LedgerCode.RLN,
+            code=TransferCode.TRANSFER,
+            memo=body.memo,
+        )
+        (result,) = await state.ledger.submit_async([transfer])
+        if result not in (Result.OK, Result.EXISTS):
+            raise problem_for_result(result, _detail(result, body))
+        answer = TransferOut(
+            id=transfer_id,
+            source_id=body.source_id,
+            destination_id=body.destination_id,
+            amount=body.amount,
+            memo=body.memo,
+            result="ok" if result is Result.OK else "exists",
+        )
+        return json_answer(201 if result is Result.OK else 200, answer)
+
+    return await idempotency.run(principal, body, execute)
+
+
+def _detail(result: Result, body: TransferIn) -> str:
+    if result is Result.INSUFFICIENT_FUNDS:
+        return f"account {body.source_id} cannot pay {body.amount} centimes"
+    if result is Result.ID_ALREADY_FAILED:
+        return "this transfer id was refused before; a retry cannot succeed: use a new id"
+    if result is Result.EXISTS_WITH_DIFFERENT_FIELDS:
+        return "this transfer id was used for another transfer"
+    return f"the ledger refused the transfer: {result.value}"
