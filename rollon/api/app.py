@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from rollon.api.account_kinds import AccountKinds
 from rollon.api.auth import Authenticator
@@ -93,8 +94,12 @@ def open_state(settings: Settings, metrics: Metrics) -> AppState:
 
 
 def close_state(state: AppState) -> None:
-    """Commit what is queued, stop the writers, close the connections."""
+    """Commit what is queued, sign the journal's head, stop the writers, close."""
     state.ledger.close()
+    try:
+        state.ledger.checkpoint()
+    except SQLAlchemyError as error:
+        log.warning("no checkpoint signed at shutdown: %s", error)
     state.idempotency.close()
     state.engine.dispose()
 
