@@ -181,9 +181,12 @@ def _seed_demo(engine: Engine, settings: Settings) -> None:
     ledger = Ledger(engine, signing_key=load_signing_key(settings.signing_key_file))
     try:
         with tqdm(total=demo_steps(), desc="demo data", unit="step", disable=None) as bar:
-            credentials = seed_demo(
-                engine, ledger, bonus_bps=settings.bonus_bps, step=lambda _: bar.update()
-            )
+
+            def step(what: str) -> None:
+                bar.set_postfix_str(what, refresh=False)
+                bar.update()
+
+            credentials = seed_demo(engine, ledger, bonus_bps=settings.bonus_bps, step=step)
     finally:
         ledger.close()
     base = f"http://{settings.host}:{settings.port}"
