@@ -49,21 +49,58 @@ def issuance(
     amount: int,
     euro_reference: str,
     bonus_bps: int = 0,
+    *,
+    exchange_point_id: UUID | None = None,
 ) -> list[Transfer]:
     """RolloN issued against euros received: issuance → account on RLN, bank → reserve on
-    EUR, plus the bonus on change (funded by grants) when `bonus_bps` is set."""
+    EUR, plus the bonus on change (funded by grants) when `bonus_bps` is set.
+
+    With `exchange_point_id` (the exchange point's account, where the member paid), the RolloN
+    pass through that account in the same linked chain: issuance → exchange point → account.
+    The journal itself then records, hashed, which counter issued them, and each RolloN leg's
+    handover is followed by its euro leg (bank → reserve for what the counter collected,
+    grants → reserve for the bonus): what the exchange point's daily closing reads.
+    """
     check_amount(amount)
+    assert exchange_point_id != account_id, "an exchange point does not issue to itself"
     memo = euro_reference
+
+    def rln_legs(leg: str, value: int, text: str) -> list[Transfer]:
+        if exchange_point_id is None:
+            return [
+                Transfer(
+                    leg_id(operation_id, leg),
+                    chart.ISSUANCE.id,
+                    account_id,
+                    value,
+                    LedgerCode.RLN,
+                    TransferCode.ISSUANCE,
+                    memo=text,
+                )
+            ]
+        return [
+            Transfer(
+                leg_id(operation_id, leg),
+                chart.ISSUANCE.id,
+                exchange_point_id,
+                value,
+                LedgerCode.RLN,
+                TransferCode.ISSUANCE,
+                memo=text,
+            ),
+            Transfer(
+                leg_id(operation_id, f"{leg}-handover"),
+                exchange_point_id,
+                account_id,
+                value,
+                LedgerCode.RLN,
+                TransferCode.ISSUANCE,
+                memo=text,
+            ),
+        ]
+
     legs = [
-        Transfer(
-            leg_id(operation_id, "rln"),
-            chart.ISSUANCE.id,
-            account_id,
-            amount,
-            LedgerCode.RLN,
-            TransferCode.ISSUANCE,
-            memo=memo,
-        ),
+        *rln_legs("rln", amount, memo),
         Transfer(
             leg_id(operation_id, "eur"),
             chart.BANK.id,
@@ -77,15 +114,7 @@ def issuance(
     bonus = apply_rate_bps(amount, bonus_bps)
     if bonus > 0:
         legs += [
-            Transfer(
-                leg_id(operation_id, "bonus-rln"),
-                chart.ISSUANCE.id,
-                account_id,
-                bonus,
-                LedgerCode.RLN,
-                TransferCode.ISSUANCE,
-                memo=f"bonus on change: {memo}",
-            ),
+            *rln_legs("bonus-rln", bonus, f"bonus on change: {memo}"),
             Transfer(
                 leg_id(operation_id, "bonus-eur"),
                 chart.GRANTS.id,

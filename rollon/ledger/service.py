@@ -163,9 +163,19 @@ class Ledger:
         amount: int,
         euro_reference: str,
         bonus_bps: int = 0,
+        *,
+        exchange_point_id: UUID | None = None,
     ) -> OperationResult:
-        """Issue RolloN against euros received (and the bonus on change, if any)."""
-        legs = operations.issuance(operation_id, account_id, amount, euro_reference, bonus_bps)
+        """Issue RolloN against euros received (and the bonus on change, if any), through the
+        exchange point's account when one is named (see operations.issuance)."""
+        legs = operations.issuance(
+            operation_id,
+            account_id,
+            amount,
+            euro_reference,
+            bonus_bps,
+            exchange_point_id=exchange_point_id,
+        )
         return self._operation(legs)
 
     def reconvert(
