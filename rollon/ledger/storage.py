@@ -9,14 +9,20 @@ the ledger stops instead of writing over someone else's work.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeAlias
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Dialect, Engine, Row
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from rollon.ledger.accounts import Account, AccountKind, Balances, LedgerCode
 from rollon.ledger.journal import GENESIS, ChainHead, Checkpoint
@@ -101,15 +107,37 @@ def lock_head(connection: Connection) -> ChainHead:
 
 
 # -- rows <-> values ------------------------------------------------------------------------
+# Enum lookups by value through dicts: calling the Enum class costs more than the rest of a
+# row's conversion. An unknown value still goes through the class, which raises as before.
+_LEDGERS = {code.value: code for code in LedgerCode}
+_CODES = {code.value: code for code in TransferCode}
+_FLAGS = {int(flags): flags for flags in map(TransferFlag, range(16))}
+
+
+def _ledger(value: str) -> LedgerCode:
+    code = _LEDGERS.get(value)
+    return code if code is not None else LedgerCode(value)
+
+
+def _code(value: str) -> TransferCode:
+    code = _CODES.get(value)
+    return code if code is not None else TransferCode(value)
+
+
+def _flags(value: int) -> TransferFlag:
+    flags = _FLAGS.get(value)
+    return flags if flags is not None else TransferFlag(value)
+
+
 def transfer_from_row(row: AnyRow) -> Transfer:
     return Transfer(
         id=row.id,
         debit_account_id=row.debit_account_id,
         credit_account_id=row.credit_account_id,
         amount=row.amount,
-        ledger=LedgerCode(row.ledger),
-        code=TransferCode(row.code),
-        flags=TransferFlag(row.flags),
+        ledger=_ledger(row.ledger),
+        code=_code(row.code),
+        flags=_flags(row.flags),
         pending_id=row.pending_id,
         timeout_s=row.timeout_s,
         memo=row.memo,
@@ -131,46 +159,73 @@ def entry_from_row(row: AnyRow) -> JournalEntry:
 
 
 def entry_to_row(entry: JournalEntry) -> dict[str, Any]:
+    return dict(zip(_TRANSFER_COLUMNS, _entry_values(entry), strict=True))
+
+
+# The order of `_entry_values`, which is the bulk insert's.
+_TRANSFER_COLUMNS = (
+    "seq",
+    "id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "ledger",
+    "code",
+    "flags",
+    "pending_id",
+    "timeout_s",
+    "expires_at_ns",
+    "event_time_ns",
+    "memo",
+    "timestamp_ns",
+    "debit_balance_after",
+    "credit_balance_after",
+    "prev_hash",
+    "hash",
+)
+
+
+def _entry_values(entry: JournalEntry) -> tuple[Any, ...]:
     t = entry.transfer
-    return {
-        "seq": entry.seq,
-        "id": t.id,
-        "debit_account_id": t.debit_account_id,
-        "credit_account_id": t.credit_account_id,
-        "amount": t.amount,
-        "ledger": t.ledger.value,
-        "code": t.code.value,
-        "flags": int(t.flags),
-        "pending_id": t.pending_id,
-        "timeout_s": t.timeout_s,
-        "expires_at_ns": entry.expires_at_ns,
-        "event_time_ns": t.event_time_ns,
-        "memo": t.memo,
-        "timestamp_ns": entry.timestamp_ns,
-        "debit_balance_after": entry.debit_balance_after,
-        "credit_balance_after": entry.credit_balance_after,
-        "prev_hash": entry.prev_hash,
-        "hash": entry.hash,
-    }
+    return (
+        entry.seq,
+        t.id,
+        t.debit_account_id,
+        t.credit_account_id,
+        t.amount,
+        t.ledger.value,
+        t.code.value,
+        int(t.flags),
+        t.pending_id,
+        t.timeout_s,
+        entry.expires_at_ns,
+        t.event_time_ns,
+        t.memo,
+        entry.timestamp_ns,
+        entry.debit_balance_after,
+        entry.credit_balance_after,
+        entry.prev_hash,
+        entry.hash,
+    )
 
 
 def balances_from_row(row: AnyRow) -> Balances:
     return Balances(
-        id=row.id,
-        ledger=LedgerCode(row.ledger),
-        no_overdraft=row.no_overdraft,
-        closed=row.closed,
-        debits_posted=row.debits_posted,
-        credits_posted=row.credits_posted,
-        debits_pending=row.debits_pending,
-        credits_pending=row.credits_pending,
+        row.id,
+        _ledger(row.ledger),
+        row.no_overdraft,
+        row.closed,
+        row.debits_posted,
+        row.credits_posted,
+        row.debits_pending,
+        row.credits_pending,
     )
 
 
 def account_from_row(row: AnyRow) -> Account:
     return Account(
         id=row.id,
-        ledger=LedgerCode(row.ledger),
+        ledger=_ledger(row.ledger),
         kind=AccountKind(row.kind),
         name=row.name,
         no_overdraft=row.no_overdraft,
@@ -203,7 +258,82 @@ def _resolution(flags: int, code: str) -> Result:
     return Result.PENDING_ALREADY_VOIDED
 
 
+# -- sets of ids as one parameter ------------------------------------------------------------
+class _IdList(sa.types.TypeDecorator[Collection[UUID]]):
+    """Many UUIDs bound as one parameter: a uuid[] array on PostgreSQL, a JSON array of the
+    hex text SQLAlchemy's Uuid stores on SQLite."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.ARRAY(sa.Uuid()))
+        return dialect.type_descriptor(sa.Text())
+
+    def process_bind_param(self, value: Collection[UUID] | None, dialect: Dialect) -> Any:
+        assert value is not None
+        if dialect.name == "postgresql":
+            return list(value)
+        return json.dumps([u.hex for u in value])
+
+
+class _InIds(ColumnElement[Any]):
+    """`column IN (ids)` where `ids` is one parameter, whatever their number.
+
+    A batch looks up hundreds of ids at a time. As one IN list they would make a new
+    statement text each time: SQLAlchemy renders and binds every element, and neither the
+    drivers nor PostgreSQL can reuse a parsed or prepared statement. Rendered per dialect
+    below; its type is left null so that SQLite does not compare it with 1.
+    """
+
+    inherit_cache = True
+    _traverse_internals = [  # noqa: RUF012 (SQLAlchemy's own declaration style)
+        ("column", InternalTraversal.dp_clauseelement),
+        ("ids", InternalTraversal.dp_clauseelement),
+    ]
+    type = sa.types.NullType()
+
+    def __init__(self, column: sa.ColumnElement[UUID], name: str) -> None:
+        self.column = column
+        self.ids = sa.bindparam(name, type_=_IdList())
+
+
+@compiles(_InIds)
+def _in_ids_with_json(element: _InIds, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = compiler.process(element.column, **kw), compiler.process(element.ids, **kw)
+    return f"{column} IN (SELECT value FROM json_each({ids}))"  # noqa: S608 (compiled SQL)
+
+
+@compiles(_InIds, "postgresql")
+def _in_ids_with_array(element: _InIds, compiler: SQLCompiler, **kw: Any) -> str:
+    column, ids = compiler.process(element.column, **kw), compiler.process(element.ids, **kw)
+    return f"{column} = ANY({ids})"
+
+
 # -- one batch ------------------------------------------------------------------------------
+# Built once: building a statement per batch costs more than running it.
+_EXISTING = sa.select(transfers).where(_InIds(transfers.c.id, "ids"))
+_FAILED = sa.select(failed_transfers.c.id, failed_transfers.c.result).where(
+    _InIds(failed_transfers.c.id, "ids")
+)
+_HELD = sa.select(transfers, holds.c.expires_at_ns.label("hold_expires_at_ns")).join(
+    holds, holds.c.transfer_id == transfers.c.id
+)
+_DUE_HOLDS = (
+    _HELD.where(holds.c.expires_at_ns <= sa.bindparam("now_ns"))
+    .order_by(holds.c.expires_at_ns)
+    .limit(MAX_EXPIRIES_PER_BATCH)
+)
+_HOLDS_OF = _HELD.where(_InIds(holds.c.transfer_id, "ids"))
+_RESOLUTIONS = sa.select(transfers.c.pending_id, transfers.c.flags, transfers.c.code).where(
+    _InIds(transfers.c.pending_id, "ids")
+)
+_BALANCES = sa.select(*_BALANCE_COLUMNS).where(_InIds(accounts.c.id, "ids"))
+_CLOSE_HOLDS = holds.delete().where(_InIds(holds.c.transfer_id, "ids"))
+_RESULTS = {result.value: result for result in Result}
+
+
 def load_snapshot(
     connection: Connection, head: ChainHead, requests: Sequence[Sequence[Transfer]], now_ns: int
 ) -> Snapshot:
@@ -211,38 +341,20 @@ def load_snapshot(
     batch = [t for request in requests for t in request]
     ids = list({t.id for t in batch})
     existing = {
-        row.id: transfer_from_row(row)
-        for row in connection.execute(sa.select(transfers).where(transfers.c.id.in_(ids)))
+        row.id: transfer_from_row(row) for row in connection.execute(_EXISTING, {"ids": ids})
     }
     failed = {
-        row.id: Result(row.result)
-        for row in connection.execute(
-            sa.select(failed_transfers.c.id, failed_transfers.c.result).where(
-                failed_transfers.c.id.in_(ids)
-            )
-        )
+        row.id: _RESULTS.get(row.result) or Result(row.result)
+        for row in connection.execute(_FAILED, {"ids": ids})
     }
-    held = sa.select(transfers, holds.c.expires_at_ns.label("hold_expires_at_ns")).join(
-        holds, holds.c.transfer_id == transfers.c.id
-    )
     pending_ids = list({t.pending_id for t in batch if t.pending_id is not None})
-    hold_rows = list(
-        connection.execute(
-            held.where(holds.c.expires_at_ns <= now_ns)
-            .order_by(holds.c.expires_at_ns)
-            .limit(MAX_EXPIRIES_PER_BATCH)
-        )
-    )
+    hold_rows = list(connection.execute(_DUE_HOLDS, {"now_ns": now_ns}))
     resolved: dict[UUID, Result] = {}
     if pending_ids:
-        hold_rows += connection.execute(held.where(holds.c.transfer_id.in_(pending_ids)))
+        hold_rows += connection.execute(_HOLDS_OF, {"ids": pending_ids})
         resolved = {
             row.pending_id: _resolution(row.flags, row.code)
-            for row in connection.execute(
-                sa.select(transfers.c.pending_id, transfers.c.flags, transfers.c.code).where(
-                    transfers.c.pending_id.in_(pending_ids)
-                )
-            )
+            for row in connection.execute(_RESOLUTIONS, {"ids": pending_ids})
         }
     open_holds = {
         row.id: Hold(transfer=transfer_from_row(row), expires_at_ns=row.hold_expires_at_ns)
@@ -253,10 +365,8 @@ def load_snapshot(
         account_ids.add(hold.transfer.debit_account_id)
         account_ids.add(hold.transfer.credit_account_id)
     loaded = {
-        row.id: balances_from_row(row)
-        for row in connection.execute(
-            sa.select(*_BALANCE_COLUMNS).where(accounts.c.id.in_(list(account_ids)))
-        )
+        account_id: Balances(account_id, _ledger(ledger), *rest)
+        for account_id, ledger, *rest in connection.execute(_BALANCES, {"ids": account_ids})
     }
     return Snapshot(
         now_ns=now_ns,
@@ -269,7 +379,66 @@ def load_snapshot(
     )
 
 
-_GUARDED_BALANCE_UPDATE = (
+_RunRows: TypeAlias = Callable[[Connection, list[tuple[Any, ...]]], int]
+
+
+class _BulkWrite:
+    """An INSERT or UPDATE run for many rows at once, with plain tuples.
+
+    SQLAlchemy builds a dictionary of parameters for each row it executes, and at the
+    hundreds of rows a batch writes that costs more than the database's own work. So the Core
+    statement is compiled once per dialect, and the rows go to the driver's executemany as
+    tuples, through the same bind processors SQLAlchemy would apply (UUIDs become text on
+    SQLite, for one). `names` are the statement's parameters in the order of the rows' values.
+    """
+
+    def __init__(self, statement: sa.Insert | sa.Update, names: Sequence[str]) -> None:
+        self._statement = statement
+        self._names = tuple(names)
+        # One entry per kind of dialect (class and parameter style), not per engine.
+        self._compiled: dict[tuple[type, str], _RunRows] = {}
+
+    def execute(self, connection: Connection, rows: list[tuple[Any, ...]]) -> int:
+        """Write every row; returns the number of rows the database changed."""
+        dialect = connection.dialect
+        key = (type(dialect), dialect.paramstyle)
+        run = self._compiled.get(key)
+        if run is None:
+            run = self._compiled[key] = self._compile(dialect)
+        return run(connection, rows)
+
+    def _compile(self, dialect: Dialect) -> _RunRows:
+        compiled = self._statement.compile(dialect=dialect)
+        order = list(compiled.positiontup or self._names)
+        assert sorted(order) == sorted(self._names), "the rows must fill every parameter"
+        source = [self._names.index(name) for name in order]
+        processors = [
+            (position, processor)
+            for position, name in enumerate(order)
+            if (
+                processor := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            )
+            is not None
+        ]
+        positional = compiled.positiontup is not None
+        identity = source == list(range(len(source)))
+
+        def convert(row: tuple[Any, ...]) -> tuple[Any, ...] | dict[str, Any]:
+            values = list(row) if identity else [row[i] for i in source]
+            for position, process in processors:
+                values[position] = process(values[position])
+            return tuple(values) if positional else dict(zip(order, values, strict=True))
+
+        def run(connection: Connection, rows: list[tuple[Any, ...]]) -> int:
+            result = connection.exec_driver_sql(compiled.string, [convert(row) for row in rows])
+            return result.rowcount
+
+        return run
+
+
+_INSERT_ENTRIES = _BulkWrite(transfers.insert(), _TRANSFER_COLUMNS)
+
+_GUARDED_BALANCE_UPDATE = _BulkWrite(
     accounts.update()
     .where(
         accounts.c.id == sa.bindparam("b_id"),
@@ -283,7 +452,8 @@ _GUARDED_BALANCE_UPDATE = (
         credits_posted=sa.bindparam("new_cp"),
         debits_pending=sa.bindparam("new_dq"),
         credits_pending=sa.bindparam("new_cq"),
-    )
+    ),
+    ("b_id", "old_dp", "old_cp", "old_dq", "old_cq", "new_dp", "new_cp", "new_dq", "new_cq"),
 )
 
 
@@ -296,7 +466,7 @@ def write_outcome(
 ) -> None:
     """Write a decided batch. Raises LedgerCorrupted if the database moved under the lock."""
     if outcome.entries:
-        connection.execute(transfers.insert(), [entry_to_row(e) for e in outcome.entries])
+        _INSERT_ENTRIES.execute(connection, [_entry_values(e) for e in outcome.entries])
     if outcome.failures:
         connection.execute(
             failed_transfers.insert(),
@@ -314,7 +484,7 @@ def write_outcome(
             ],
         )
     if outcome.holds_closed:
-        connection.execute(holds.delete().where(holds.c.transfer_id.in_(outcome.holds_closed)))
+        connection.execute(_CLOSE_HOLDS, {"ids": outcome.holds_closed})
     if outcome.accounts:
         _update_balances(connection, outcome)
     if outcome.head != before:
@@ -334,27 +504,26 @@ def write_outcome(
 
 
 def _update_balances(connection: Connection, outcome: Outcome) -> None:
-    params = []
+    before = outcome.accounts_before
+    rows = []
     for account_id, new in outcome.accounts.items():
-        old = outcome.accounts_before[account_id]
-        params.append(
-            {
-                "b_id": account_id,
-                "old_dp": old.debits_posted,
-                "old_cp": old.credits_posted,
-                "old_dq": old.debits_pending,
-                "old_cq": old.credits_pending,
-                "new_dp": new.debits_posted,
-                "new_cp": new.credits_posted,
-                "new_dq": new.debits_pending,
-                "new_cq": new.credits_pending,
-            }
+        old = before[account_id]
+        rows.append(
+            (
+                account_id,
+                old.debits_posted,
+                old.credits_posted,
+                old.debits_pending,
+                old.credits_pending,
+                new.debits_posted,
+                new.credits_posted,
+                new.debits_pending,
+                new.credits_pending,
+            )
         )
-    updated = connection.execute(_GUARDED_BALANCE_UPDATE, params)
-    if updated.rowcount != len(params):
-        raise LedgerCorrupted(
-            f"{len(params) - updated.rowcount} account balances changed under the head lock"
-        )
+    updated = _GUARDED_BALANCE_UPDATE.execute(connection, rows)
+    if updated != len(rows):
+        raise LedgerCorrupted(f"{len(rows) - updated} account balances changed under the head lock")
 
 
 def insert_checkpoint(connection: Connection, checkpoint: Checkpoint) -> None:
