@@ -1,0 +1,783 @@
+"""Payment requests and their payment: open -> paid (then refunded, see refunds.py);
+open -> expired; open -> cancelled.
+
+A request is paid at most once, even when several payers scan it at the same moment, and
+across processes. The ledger is the referee: the payment's transfer id is derived from the
+request id and the request's current `attempt`, so two payers of one attempt submit the
+same id, and the ledger accepts the first and refuses the other. When an attempt fails for
+good (the payer lacked funds: the ledger then refuses that id forever), the request moves
+to the next attempt, so one payer's failure does not block the next payer. Cancelling and
+expiring first freeze the attempt (status cancelling/expiring), then spend its id in the
+ledger with a transfer that cannot succeed, so a payment racing a cancellation either
+landed before it (the request is paid) or can never land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from uuid import UUID, uuid4, uuid5
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from rollon.ledger.accounts import LedgerCode
+from rollon.ledger.money import AmountError, check_amount
+from rollon.ledger.queries import get_transfer
+from rollon.ledger.service import Ledger
+from rollon.ledger.storage import write_transaction
+from rollon.ledger.transfers import STATE_DEPENDENT_FAILURES, Result, Transfer, TransferCode
+from rollon.merchants.directory import Merchant, MerchantDirectory
+from rollon.merchants.errors import MerchantError, Refusal
+from rollon.merchants.keyring import Keyring
+from rollon.merchants.notifier import RequestNotifier
+from rollon.merchants.payload import (
+    MAX_PAYLOAD_AMOUNT,
+    MAX_VALIDITY_S,
+    PayloadError,
+    PayloadKind,
+    PaymentPayload,
+    dynamic_payload,
+    sign_payload,
+    static_payload,
+    verify_payload,
+)
+from rollon.merchants.schema import MAX_DESCRIPTION_LENGTH, MAX_REFERENCE_LENGTH, payment_requests
+
+NS_PER_S = 1_000_000_000
+MAX_PAY_ROUNDS = 8  # attempts a payer walks through before giving up as "busy"
+MAX_WAIT_S = 60
+POLL_INTERVAL_S = 1.0  # how often a waiting till looks at the database (other processes)
+MAX_EXPIRED_PER_SWEEP = 100
+MAX_LIST_PAGE = 100
+# The debit account of the transfer that spends a closed request's attempt id: it never
+# exists, so that transfer always fails, and the ledger remembers the id as failed.
+NOWHERE = UUID("00000000-0000-0000-0000-000000000000")
+
+
+class RequestStatus(StrEnum):
+    """What a client sees. Refund states are derived from the refunded amount."""
+
+    OPEN = "open"
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class _Stored(StrEnum):
+    """The states rows hold; cancelling and expiring last only while a closing runs."""
+
+    OPEN = "open"
+    CANCELLING = "cancelling"
+    EXPIRING = "expiring"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+_CLOSING = {_Stored.CANCELLING: _Stored.CANCELLED, _Stored.EXPIRING: _Stored.EXPIRED}
+TERMINAL = frozenset({RequestStatus.REFUNDED, RequestStatus.EXPIRED, RequestStatus.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    """A payment request as merchants and payers see it. `merchant_name` and
+    `merchant_city` come from the directory, never from a payload."""
+
+    id: UUID
+    merchant_id: UUID
+    account_id: UUID
+    merchant_name: str
+    merchant_city: str
+    static: bool
+    amount: int
+    reference: str
+    description: str
+    status: RequestStatus
+    created_at_ns: int
+    expires_at_s: int
+    payload: str
+    payer_account_id: UUID | None
+    transfer_id: UUID | None
+    paid_at_ns: int | None
+    refunded_amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A done payment. `replayed` is True when this payer had paid it already (a retry)."""
+
+    request: PaymentRequest
+    transfer_id: UUID
+    payer_account_id: UUID
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPreview:
+    """What a payer's app shows before paying: the merchant as the directory knows it."""
+
+    merchant_id: UUID
+    account_id: UUID
+    merchant_name: str
+    merchant_city: str
+    static: bool
+    amount: int | None
+    reference: str
+    request_id: UUID | None
+    status: RequestStatus | None
+    expires_at_s: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    id: UUID
+    merchant_id: UUID
+    account_id: UUID
+    kind: str
+    amount: int
+    reference: str
+    description: str
+    status: _Stored
+    attempt: int
+    created_at_ns: int
+    issued_at_s: int
+    expires_at_s: int
+    payload: str
+    payer_account_id: UUID | None
+    transfer_id: UUID | None
+    paid_at_ns: int | None
+    refund_reserved: int
+    refunded_amount: int
+
+
+def _row(row: Any) -> _Row:
+    return _Row(
+        id=row.id,
+        merchant_id=row.merchant_id,
+        account_id=row.account_id,
+        kind=row.kind,
+        amount=row.amount,
+        reference=row.reference,
+        description=row.description,
+        status=_Stored(row.status),
+        attempt=row.attempt,
+        created_at_ns=row.created_at_ns,
+        issued_at_s=row.issued_at_s,
+        expires_at_s=row.expires_at_s,
+        payload=row.payload,
+        payer_account_id=row.payer_account_id,
+        transfer_id=row.transfer_id,
+        paid_at_ns=row.paid_at_ns,
+        refund_reserved=row.refund_reserved,
+        refunded_amount=row.refunded_amount,
+    )
+
+
+def attempt_transfer_id(request_id: UUID, attempt: int) -> UUID:
+    """The ledger id a payment of this request's attempt uses."""
+    return uuid5(request_id, f"payment:{attempt}")
+
+
+def _public_status(row: _Row) -> RequestStatus:
+    if row.status is _Stored.PAID:
+        if row.refunded_amount == 0:
+            return RequestStatus.PAID
+        if row.refunded_amount < row.amount:
+            return RequestStatus.PARTIALLY_REFUNDED
+        return RequestStatus.REFUNDED
+    if row.status in (_Stored.CANCELLED, _Stored.CANCELLING):
+        return RequestStatus.CANCELLED
+    if row.status in (_Stored.EXPIRED, _Stored.EXPIRING):
+        return RequestStatus.EXPIRED
+    return RequestStatus.OPEN
+
+
+def _invalid(code: str, message: str) -> MerchantError:
+    return MerchantError(code, message, Refusal.INVALID)
+
+
+def _not_found(request_id: UUID) -> MerchantError:
+    return MerchantError("request_not_found", f"no payment request {request_id}", Refusal.NOT_FOUND)
+
+
+class PaymentRequests:
+    """Creating, reading, closing and paying payment requests."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        ledger: Ledger,
+        directory: MerchantDirectory,
+        keyring: Keyring,
+        notifier: RequestNotifier,
+        *,
+        request_ttl_s: int,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        assert 0 < request_ttl_s <= MAX_VALIDITY_S
+        self._engine = engine
+        self._ledger = ledger
+        self._directory = directory
+        self._keyring = keyring
+        self.notifier = notifier
+        self._ttl_s = request_ttl_s
+        self._clock_ns = clock_ns
+
+    # -- reading ----------------------------------------------------------------------------
+    def _load(self, request_id: UUID) -> _Row | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                sa.select(payment_requests).where(payment_requests.c.id == request_id)
+            ).first()
+        return None if row is None else _row(row)
+
+    def _merchant_of(self, row: _Row) -> Merchant:
+        merchant = self._directory.by_account(row.account_id)
+        assert merchant is not None and merchant.id == row.merchant_id, "request of no merchant"
+        return merchant
+
+    def _view(self, row: _Row) -> PaymentRequest:
+        merchant = self._merchant_of(row)
+        return PaymentRequest(
+            id=row.id,
+            merchant_id=row.merchant_id,
+            account_id=row.account_id,
+            merchant_name=merchant.trade_name,
+            merchant_city=merchant.city,
+            static=row.kind == "static",
+            amount=row.amount,
+            reference=row.reference,
+            description=row.description,
+            status=_public_status(row),
+            created_at_ns=row.created_at_ns,
+            expires_at_s=row.expires_at_s,
+            payload=row.payload,
+            payer_account_id=row.payer_account_id,
+            transfer_id=row.transfer_id,
+            paid_at_ns=row.paid_at_ns,
+            refunded_amount=row.refunded_amount,
+        )
+
+    def _current(self, request_id: UUID) -> _Row:
+        """The request's row, brought up to date: a payment the ledger holds is recorded,
+        a closing left halfway is finished, an open request past its expiry expires."""
+        row = self._load(request_id)
+        if row is None:
+            raise _not_found(request_id)
+        if row.status is _Stored.OPEN:
+            row = self._sync(row)
+        if row.status in _CLOSING:
+            row = self._finish_closing(row)
+        if row.status is _Stored.OPEN and self._now_s() >= row.expires_at_s:
+            row = self._close(row, _Stored.EXPIRING)
+        return row
+
+    def get(self, request_id: UUID) -> PaymentRequest:
+        """A request as it stands now (expiring it if its time has passed)."""
+        return self._view(self._current(request_id))
+
+    def get_for_merchant(self, request_id: UUID, account_id: UUID) -> PaymentRequest:
+        """A request, for the merchant who owns it (others get request_not_found)."""
+        request = self.get(request_id)
+        if request.account_id != account_id:
+            raise _not_found(request_id)
+        return request
+
+    def list_for_merchant(
+        self, account_id: UUID, *, before_ns: int | None = None, limit: int = 20
+    ) -> list[PaymentRequest]:
+        """A merchant's requests, newest first, created strictly before `before_ns`."""
+        if not 0 < limit <= MAX_LIST_PAGE:
+            raise _invalid("invalid_limit", f"a page holds 1 to {MAX_LIST_PAGE} requests")
+        query = (
+            sa.select(payment_requests)
+            .where(payment_requests.c.account_id == account_id)
+            .order_by(payment_requests.c.created_at_ns.desc())
+            .limit(limit)
+        )
+        if before_ns is not None:
+            query = query.where(payment_requests.c.created_at_ns < before_ns)
+        with self._engine.connect() as connection:
+            rows = [_row(r) for r in connection.execute(query)]
+        return [self._view(r) for r in rows]
+
+    # -- creating ---------------------------------------------------------------------------
+    def create(
+        self,
+        account_id: UUID,
+        amount: int,
+        *,
+        reference: str = "",
+        description: str = "",
+        expires_in_s: int | None = None,
+        request_id: UUID | None = None,
+    ) -> PaymentRequest:
+        """A merchant asks for `amount`; the answer carries the signed payload to show as a
+        QR code. The same `request_id` with the same figures again returns the request."""
+        merchant = self._merchant(account_id)
+        amount = self._amount(amount)
+        reference = " ".join(reference.split())
+        if len(reference) > MAX_REFERENCE_LENGTH:
+            raise _invalid("invalid_reference", f"a reference has {MAX_REFERENCE_LENGTH} at most")
+        if len(description) > MAX_DESCRIPTION_LENGTH:
+            raise _invalid(
+                "invalid_description", f"a description has {MAX_DESCRIPTION_LENGTH} at most"
+            )
+        ttl_s = self._ttl_s if expires_in_s is None else expires_in_s
+        if not 0 < ttl_s <= MAX_VALIDITY_S:
+            raise _invalid("invalid_expiry", f"a request lasts 1 to {MAX_VALIDITY_S} seconds")
+        request_id = request_id or uuid4()
+        now_ns = self._clock_ns()
+        issued_at_s = now_ns // NS_PER_S
+        payload = dynamic_payload(
+            merchant_account_id=account_id,
+            key_id=self._keyring.signing_key_id,
+            merchant_name=merchant.trade_name,
+            merchant_city=merchant.city,
+            amount=amount,
+            request_id=request_id,
+            issued_at_s=issued_at_s,
+            expires_at_s=issued_at_s + ttl_s,
+            reference=reference,
+        )
+        row = {
+            "id": request_id,
+            "merchant_id": merchant.id,
+            "account_id": account_id,
+            "kind": "dynamic",
+            "amount": amount,
+            "reference": reference,
+            "description": description,
+            "status": _Stored.OPEN.value,
+            "attempt": 0,
+            "created_at_ns": now_ns,
+            "issued_at_s": issued_at_s,
+            "expires_at_s": issued_at_s + ttl_s,
+            "payload": sign_payload(payload, self._keyring.signing_key),
+        }
+        if not self._insert(row):
+            earlier = self._load(request_id)
+            assert earlier is not None
+            same = (earlier.account_id, earlier.amount, earlier.reference, earlier.description)
+            if earlier.kind != "dynamic" or same != (account_id, amount, reference, description):
+                raise MerchantError(
+                    "request_exists",
+                    f"request {request_id} exists for other figures",
+                    Refusal.CONFLICT,
+                )
+            return self.get(request_id)
+        return self._view(_new_row(row))
+
+    def _insert(self, row: dict[str, Any]) -> bool:
+        """Insert a request row; False if its id exists already."""
+        try:
+            with write_transaction(self._engine) as connection:
+                connection.execute(payment_requests.insert().values(row))
+        except IntegrityError:
+            return False
+        return True
+
+    def _merchant(self, account_id: UUID) -> Merchant:
+        merchant = self._directory.by_account(account_id)
+        if merchant is None:
+            raise MerchantError(
+                "not_a_merchant", f"account {account_id} is no merchant's", Refusal.FORBIDDEN
+            )
+        return merchant
+
+    @staticmethod
+    def _amount(amount: int) -> int:
+        try:
+            check_amount(amount)
+        except AmountError as error:
+            raise _invalid(error.code, str(error)) from None
+        if amount > MAX_PAYLOAD_AMOUNT:
+            raise _invalid("amount_too_large", f"a request asks {MAX_PAYLOAD_AMOUNT} at most")
+        return amount
+
+    def static_payload(self, account_id: UUID) -> str:
+        """The merchant's static QR payload, for a sticker at the counter: always the same
+        text for a merchant (issued at its onboarding; Ed25519 signs deterministically)."""
+        merchant = self._merchant(account_id)
+        payload = static_payload(
+            merchant_account_id=account_id,
+            key_id=self._keyring.signing_key_id,
+            merchant_name=merchant.trade_name,
+            merchant_city=merchant.city,
+            issued_at_s=max(1, merchant.created_at_ns // NS_PER_S),
+        )
+        return sign_payload(payload, self._keyring.signing_key)
+
+    # -- closing ----------------------------------------------------------------------------
+    def cancel(self, request_id: UUID, account_id: UUID) -> PaymentRequest:
+        """The merchant withdraws an open request. Cancelling twice is fine; a paid or
+        expired request cannot be cancelled."""
+        row = self._current(request_id)
+        if row.account_id != account_id:
+            raise _not_found(request_id)
+        if row.status is _Stored.OPEN:
+            row = self._close(row, _Stored.CANCELLING)
+        if row.status is _Stored.PAID:
+            raise MerchantError(
+                "request_already_paid",
+                "this request is paid: refund it instead",
+                Refusal.CONFLICT,
+            )
+        if row.status is _Stored.EXPIRED:
+            raise MerchantError("request_expired", "this request has expired", Refusal.GONE)
+        assert row.status is _Stored.CANCELLED
+        return self._view(row)
+
+    def expire_due(self, limit: int = MAX_EXPIRED_PER_SWEEP) -> int:
+        """Expire open requests whose time has passed (a sweep; reads do it lazily too).
+        Returns how many were looked at."""
+        assert 0 < limit <= MAX_EXPIRED_PER_SWEEP
+        with self._engine.connect() as connection:
+            ids = list(
+                connection.execute(
+                    sa.select(payment_requests.c.id)
+                    .where(
+                        payment_requests.c.status == _Stored.OPEN.value,
+                        payment_requests.c.expires_at_s <= self._now_s(),
+                    )
+                    .order_by(payment_requests.c.expires_at_s)
+                    .limit(limit)
+                ).scalars()
+            )
+        for request_id in ids:
+            self._current(request_id)
+        return len(ids)
+
+    def _close(self, row: _Row, closing: _Stored) -> _Row:
+        """Freeze the attempt, then spend its id in the ledger (see the module's doc)."""
+        assert closing in _CLOSING
+        guard = [payment_requests.c.id == row.id, payment_requests.c.status == _Stored.OPEN]
+        if closing is _Stored.EXPIRING:
+            guard.append(payment_requests.c.expires_at_s <= self._now_s())
+        with write_transaction(self._engine) as connection:
+            connection.execute(payment_requests.update().where(*guard).values(status=closing.value))
+        frozen = self._load(row.id)
+        assert frozen is not None
+        return self._finish_closing(frozen) if frozen.status in _CLOSING else frozen
+
+    def _finish_closing(self, row: _Row) -> _Row:
+        assert row.status in _CLOSING
+        spend = Transfer(
+            id=attempt_transfer_id(row.id, row.attempt),
+            debit_account_id=NOWHERE,
+            credit_account_id=row.account_id,
+            amount=row.amount,
+            ledger=LedgerCode.RLN,
+            code=TransferCode.PAYMENT,
+            memo="request closed",
+        )
+        (result,) = self._ledger.submit([spend])
+        assert result not in (Result.OK, Result.EXISTS), "money moved from nowhere"
+        if result is Result.EXISTS_WITH_DIFFERENT_FIELDS:
+            return self._sync(row)  # a payment of this attempt landed first: it stands
+        assert result in STATE_DEPENDENT_FAILURES or result is Result.ID_ALREADY_FAILED, result
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                payment_requests.update()
+                .where(
+                    payment_requests.c.id == row.id,
+                    payment_requests.c.status == row.status.value,
+                    payment_requests.c.attempt == row.attempt,
+                )
+                .values(status=_CLOSING[row.status].value, closed_at_ns=self._clock_ns())
+            )
+        closed = self._load(row.id)
+        assert closed is not None and closed.status in (_CLOSING[row.status], _Stored.PAID)
+        if closed.status is not _Stored.PAID:
+            self.notifier.notify(row.id)
+        return closed
+
+    # -- paying -----------------------------------------------------------------------------
+    def verify(self, payload_text: str) -> PaymentPayload:
+        """A payload this service signed, still valid; MerchantError with its code if not."""
+        try:
+            return verify_payload(payload_text, self._keyring.verify_keys, self._now_s())
+        except PayloadError as error:
+            refusal = Refusal.GONE if error.code == "payload_expired" else Refusal.INVALID
+            raise MerchantError(error.code, str(error), refusal) from None
+
+    def preview(self, payload_text: str) -> PaymentPreview:
+        """What the payer is about to pay, with the merchant the directory holds for the
+        payload's account (a swapped sticker shows its real beneficiary)."""
+        payload = self.verify(payload_text)
+        merchant = self._payee(payload)
+        request: PaymentRequest | None = None
+        if payload.request_id is not None:
+            request = self.get(payload.request_id)
+            if (request.account_id, request.amount) != (
+                payload.merchant_account_id,
+                payload.amount,
+            ):
+                raise _invalid("payload_mismatch", "the payload does not match its request")
+        return PaymentPreview(
+            merchant_id=merchant.id,
+            account_id=merchant.account_id,
+            merchant_name=merchant.trade_name,
+            merchant_city=merchant.city,
+            static=payload.kind is PayloadKind.STATIC,
+            amount=payload.amount,
+            reference=request.reference if request is not None else "",
+            request_id=payload.request_id,
+            status=request.status if request is not None else None,
+            expires_at_s=payload.expires_at_s,
+        )
+
+    def _payee(self, payload: PaymentPayload) -> Merchant:
+        merchant = self._directory.by_account(payload.merchant_account_id)
+        if merchant is None:
+            raise MerchantError(
+                "merchant_not_found",
+                "this code names no merchant of the directory",
+                Refusal.NOT_FOUND,
+            )
+        return merchant
+
+    def pay(
+        self,
+        payload_text: str,
+        payer_account_id: UUID,
+        *,
+        amount: int | None = None,
+        payment_id: UUID | None = None,
+    ) -> Payment:
+        """Pay from a scanned payload through the ledger's hot path.
+
+        Dynamic payload: `amount`, if given, must be the request's (what the payer saw).
+        Static payload: the payer gives `amount` and a `payment_id` (the idempotency key:
+        the same id again never pays twice).
+        """
+        payload = self.verify(payload_text)
+        merchant = self._payee(payload)
+        if payload.kind is PayloadKind.DYNAMIC:
+            assert payload.request_id is not None
+            if amount is not None and amount != payload.amount:
+                raise _invalid("amount_mismatch", "the amount differs from the request's")
+            row = self._load(payload.request_id)
+            if row is None:
+                raise _not_found(payload.request_id)
+            if (row.account_id, row.amount) != (payload.merchant_account_id, payload.amount):
+                raise _invalid("payload_mismatch", "the payload does not match its request")
+        else:
+            row = self._static_request(merchant, payload_text, payer_account_id, amount, payment_id)
+        return self._pay_row(row, payer_account_id)
+
+    def _static_request(
+        self,
+        merchant: Merchant,
+        payload_text: str,
+        payer_account_id: UUID,
+        amount: int | None,
+        payment_id: UUID | None,
+    ) -> _Row:
+        """The request row a static-QR payment goes through, created on first use."""
+        if amount is None:
+            raise _invalid("amount_required", "a static code has no amount: give one")
+        if payment_id is None:
+            raise _invalid("payment_id_required", "a static-code payment needs an id")
+        amount = self._amount(amount)
+        now_ns = self._clock_ns()
+        issued_at_s = now_ns // NS_PER_S
+        row = {
+            "id": payment_id,
+            "merchant_id": merchant.id,
+            "account_id": merchant.account_id,
+            "kind": "static",
+            "amount": amount,
+            "reference": "",
+            "description": "",
+            "status": _Stored.OPEN.value,
+            "attempt": 0,
+            "created_at_ns": now_ns,
+            "issued_at_s": issued_at_s,
+            "expires_at_s": issued_at_s + self._ttl_s,
+            "payload": payload_text,
+            "payer_account_id": payer_account_id,
+        }
+        self._insert(row)
+        stored = self._load(payment_id)
+        assert stored is not None
+        intended = (stored.kind, stored.account_id, stored.amount, stored.payer_account_id)
+        if intended != ("static", merchant.account_id, amount, payer_account_id):
+            raise MerchantError(
+                "payment_exists",
+                f"payment {payment_id} was made with other figures",
+                Refusal.CONFLICT,
+            )
+        return stored
+
+    def _pay_row(self, row: _Row, payer_account_id: UUID) -> Payment:
+        for _ in range(MAX_PAY_ROUNDS):
+            self._check_payable(row, payer_account_id)
+            if row.status is _Stored.PAID:
+                assert row.transfer_id is not None
+                return Payment(self._view(row), row.transfer_id, payer_account_id, replayed=True)
+            transfer = Transfer(
+                id=attempt_transfer_id(row.id, row.attempt),
+                debit_account_id=payer_account_id,
+                credit_account_id=row.account_id,
+                amount=row.amount,
+                ledger=LedgerCode.RLN,
+                code=TransferCode.PAYMENT,
+                memo=row.reference,
+            )
+            (result,) = self._ledger.submit([transfer])
+            if result in (Result.OK, Result.EXISTS):
+                paid = self._record_paid(row, transfer)
+                self.notifier.notify(row.id)
+                return Payment(
+                    self._view(paid),
+                    transfer.id,
+                    payer_account_id,
+                    replayed=result is Result.EXISTS,
+                )
+            if result is Result.EXISTS_WITH_DIFFERENT_FIELDS:
+                row = self._sync(row)  # another payer got this attempt
+            elif result is Result.ID_ALREADY_FAILED:
+                row = self._next_attempt(row)  # an earlier payer failed it, or it was closed
+            elif result in STATE_DEPENDENT_FAILURES:
+                self._next_attempt(row)  # this id failed for good: let the next payer in
+                raise MerchantError.from_result(result, _refusal_text(result, row.amount))
+            else:
+                raise MerchantError.from_result(result, _refusal_text(result, row.amount))
+        raise MerchantError(
+            "request_busy", "too many payers at once on this request; retry", Refusal.BUSY
+        )
+
+    def _check_payable(self, row: _Row, payer_account_id: UUID) -> None:
+        if row.status is _Stored.PAID:
+            if row.payer_account_id != payer_account_id:
+                raise MerchantError(
+                    "request_already_paid", "someone else paid this request", Refusal.CONFLICT
+                )
+            return
+        if row.status in (_Stored.CANCELLED, _Stored.CANCELLING):
+            raise MerchantError(
+                "request_cancelled", "the merchant cancelled this request", Refusal.CONFLICT
+            )
+        if row.status in (_Stored.EXPIRED, _Stored.EXPIRING) or self._now_s() >= row.expires_at_s:
+            raise MerchantError("request_expired", "this request has expired", Refusal.GONE)
+        if payer_account_id == row.account_id:
+            raise MerchantError.from_result(Result.SAME_ACCOUNT, "a merchant cannot pay itself")
+
+    def _record_paid(self, row: _Row, transfer: Transfer) -> _Row:
+        """Record the ledger's payment of `row`'s attempt (once; later calls agree)."""
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                payment_requests.update()
+                .where(
+                    payment_requests.c.id == row.id,
+                    payment_requests.c.attempt == row.attempt,
+                    payment_requests.c.status.in_(
+                        [_Stored.OPEN.value, _Stored.CANCELLING.value, _Stored.EXPIRING.value]
+                    ),
+                )
+                .values(
+                    status=_Stored.PAID.value,
+                    payer_account_id=transfer.debit_account_id,
+                    transfer_id=transfer.id,
+                    paid_at_ns=self._clock_ns(),
+                )
+            )
+        paid = self._load(row.id)
+        assert paid is not None and paid.status is _Stored.PAID, "a paid request must say so"
+        assert paid.transfer_id == transfer.id, "a request was paid twice"
+        assert paid.payer_account_id == transfer.debit_account_id
+        return paid
+
+    def _sync(self, row: _Row) -> _Row:
+        """Record a payment of the current attempt that the ledger has and the row lacks."""
+        transfer_id = attempt_transfer_id(row.id, row.attempt)
+        with self._engine.connect() as connection:
+            entry = get_transfer(connection, transfer_id)
+        if entry is None:
+            fresh = self._load(row.id)
+            assert fresh is not None
+            return fresh
+        return self._record_paid(row, entry.transfer)
+
+    def _next_attempt(self, row: _Row) -> _Row:
+        """Move an open request past an attempt whose id failed for good in the ledger."""
+        with write_transaction(self._engine) as connection:
+            connection.execute(
+                payment_requests.update()
+                .where(
+                    payment_requests.c.id == row.id,
+                    payment_requests.c.attempt == row.attempt,
+                    payment_requests.c.status == _Stored.OPEN.value,
+                )
+                .values(attempt=row.attempt + 1)
+            )
+        fresh = self._load(row.id)
+        assert fresh is not None and fresh.attempt >= row.attempt
+        return fresh
+
+    # -- waiting ----------------------------------------------------------------------------
+    async def wait_for_change(
+        self, request_id: UUID, known: RequestStatus | None, wait_s: float
+    ) -> PaymentRequest:
+        """The request once its status differs from `known`, or as it is after `wait_s`
+        (long-poll). Woken at once by a payment in this process; a payment in another
+        process is seen within POLL_INTERVAL_S."""
+        assert 0 <= wait_s <= MAX_WAIT_S
+        deadline = time.monotonic() + wait_s
+        while True:
+            request = await asyncio.to_thread(self.get, request_id)
+            remaining = deadline - time.monotonic()
+            if request.status != known or remaining <= 0:
+                return request
+            await self.notifier.wait(request_id, min(remaining, POLL_INTERVAL_S))
+
+    async def changes(self, request_id: UUID, wait_s: float) -> AsyncIterator[PaymentRequest]:
+        """The request now, then each time its status changes, until it is final or
+        `wait_s` passes (for server-sent events)."""
+        assert 0 <= wait_s <= MAX_WAIT_S
+        deadline = time.monotonic() + wait_s
+        request = await asyncio.to_thread(self.get, request_id)
+        yield request
+        while request.status not in TERMINAL:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            changed = await self.wait_for_change(request_id, request.status, remaining)
+            if changed.status == request.status:
+                return
+            request = changed
+            yield request
+
+    def _now_s(self) -> int:
+        return self._clock_ns() // NS_PER_S
+
+
+def _new_row(values: dict[str, Any]) -> _Row:
+    """A just-inserted row, with the columns the database defaults."""
+    defaults: dict[str, Any] = {
+        "payer_account_id": None,
+        "transfer_id": None,
+        "paid_at_ns": None,
+        "refund_reserved": 0,
+        "refunded_amount": 0,
+    }
+    return _Row(**{**defaults, **values, "status": _Stored(values["status"])})
+
+
+def _refusal_text(result: Result, amount: int) -> str:
+    if result is Result.INSUFFICIENT_FUNDS:
+        return f"the payer's account cannot pay {amount} centimes"
+    if result is Result.ACCOUNT_NOT_FOUND:
+        return "the paying account does not exist"
+    if result is Result.ACCOUNT_CLOSED:
+        return "an account of this payment is closed"
+    return f"the ledger refused the payment: {result.value}"
