@@ -145,6 +145,7 @@ class JournalReplay:
         # Chain state, bounded: the last RECENT_WINDOW entries by written seq, links still to
         # check, open gaps, the entry under suspicion, the current run of renumbered entries.
         self._recent: OrderedDict[int, _Seen] = OrderedDict()
+        self._recent_hashes: dict[bytes, int] = {}  # the same entries, by hash
         self._awaiting: dict[int, _Awaited] = {}
         self._gaps: list[_Gap] = []
         self._suspect: JournalEntry | None = None
@@ -200,7 +201,8 @@ class JournalReplay:
         assert entry is not None
         self._suspect = None
         t = entry.transfer
-        if continued:
+        copy_of = self._recent_hashes.get(entry.hash)
+        if continued and copy_of is None:
             self.problem(
                 Problem(
                     "entry_edited",
@@ -216,7 +218,8 @@ class JournalReplay:
                 Problem(
                     "entry_inserted",
                     f"entry {entry.seq} (transfer {t.id}) was inserted: the chain does not "
-                    "run through it",
+                    "run through it"
+                    + ("" if copy_of is None else f" (it carries the hash of entry {copy_of})"),
                     entry.seq,
                     t.id,
                 )
@@ -254,8 +257,11 @@ class JournalReplay:
         self._check_links(entry, written)
         self._recent[written] = _Seen(entry.hash, t.id, entry.timestamp_ns)
         self._recent.move_to_end(written)
+        self._recent_hashes[entry.hash] = written
         while len(self._recent) > RECENT_WINDOW:
-            self._recent.popitem(last=False)
+            _, forgotten = self._recent.popitem(last=False)
+            if self._recent_hashes.get(forgotten.hash) is not None:
+                del self._recent_hashes[forgotten.hash]
         self._check_checkpoint(entry, written)
         if written >= self._head.seq:
             self._head = ChainHead(written, entry.hash, entry.timestamp_ns)

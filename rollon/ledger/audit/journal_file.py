@@ -305,6 +305,8 @@ class JournalFileReader:
     def _one(self, kind: str) -> _Fields:
         records = self._section_of(kind)
         first = next(records, None)
+        if first is None and self._pending is not None:
+            raise self._pending.fail(f"a {kind} record was expected here")
         if first is None:
             raise AuditInputError(
                 "journal_file_incomplete", f"the file has no {kind} record: it was cut"
