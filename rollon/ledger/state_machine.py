@@ -29,7 +29,14 @@ MAX_BATCH_TRANSFERS = 8_190  # bounded like every queue: storage loads at most t
 MAX_MEMO_BYTES = 512
 MAX_TIMEOUT_S = 366 * 24 * 3600  # a hold lasts a year at the most
 NS_PER_S = 1_000_000_000
-_TWO_PHASE = TransferFlag.PENDING | TransferFlag.POST_PENDING | TransferFlag.VOID_PENDING
+# Flags as plain ints: the hot path tests them as ints, since Flag's operators are Python
+# code that costs more than the rest of a transfer's validation.
+_LINKED = int(TransferFlag.LINKED)
+_PENDING = int(TransferFlag.PENDING)
+_POST_PENDING = int(TransferFlag.POST_PENDING)
+_VOID_PENDING = int(TransferFlag.VOID_PENDING)
+_RESOLVING = _POST_PENDING | _VOID_PENDING
+_PHASES = _PENDING | _RESOLVING
 
 
 @dataclass(slots=True)
@@ -80,18 +87,20 @@ class _Batch:
         self.recorded: list[Recorded] = []
         self.holds_opened: dict[UUID, Hold] = {}
         self.holds_closed: list[UUID] = []
-        self.changed: set[UUID] = set()
-        self.originals: dict[UUID, Balances] = {}  # balances before the batch, for its checks
+        # Balances before the batch, for its checks; its keys are the accounts the batch changed.
+        self.originals: dict[UUID, Balances] = {}
         self.next_ts = max(snapshot.now_ns, snapshot.head.timestamp_ns + 1)
         # Undo log of the chain in progress: original balances, to restore on failure.
         self._undo: dict[UUID, Balances] = {}
+        self._undo_logged = True  # off for a chain that cannot roll back once applied
         self._mark: tuple[int, int, int] = (0, 0, 0)
         self._chain_holds: list[tuple[UUID, Hold | None, Result | None]] = []
         self._chain_accepted: list[UUID] = []
 
     # -- chains ---------------------------------------------------------------------------
-    def begin_chain(self) -> None:
+    def begin_chain(self, can_roll_back: bool = True) -> None:
         self._undo = {}
+        self._undo_logged = can_roll_back
         self._chain_holds = []
         self._chain_accepted = []
         self._mark = (len(self.recorded), self.next_ts, len(self.holds_closed))
@@ -117,21 +126,22 @@ class _Batch:
             del self.accepted[transfer_id]
 
     def _touch(self, account: Balances) -> Balances:
-        if account.id not in self._undo:
-            self._undo[account.id] = account.copy()
-        if account.id not in self.originals:
+        account_id = account.id
+        if self._undo_logged and account_id not in self._undo:
+            self._undo[account_id] = account.copy()
+        if account_id not in self.originals:
             # A copy of its own: the undo copy goes back into play if the chain rolls back.
-            self.originals[account.id] = account.copy()
-        self.changed.add(account.id)
+            self.originals[account_id] = account.copy()
         return account
 
     # -- one transfer ---------------------------------------------------------------------
     def decide(self, t: Transfer) -> Result:
         """Validate and, when valid, apply one transfer. Returns its result."""
-        previous = self.accepted.get(t.id) or self.snapshot.existing.get(t.id)
+        existing = self.snapshot.existing
+        previous = self.accepted.get(t.id) or (existing.get(t.id) if existing else None)
         if previous is not None:
             return Result.EXISTS if previous == t else Result.EXISTS_WITH_DIFFERENT_FIELDS
-        if t.id in self.failed:
+        if self.failed and t.id in self.failed:
             return Result.ID_ALREADY_FAILED
         result = self._validate(t)
         if result is not Result.OK:
@@ -142,19 +152,19 @@ class _Batch:
         return Result.OK
 
     def _validate(self, t: Transfer) -> Result:
-        phase = t.flags & _TWO_PHASE
+        phase = int(t.flags) & _PHASES
         if phase.bit_count() > 1:
             return Result.FLAGS_ARE_MUTUALLY_EXCLUSIVE
         if t.amount <= 0:
             return Result.AMOUNT_MUST_BE_POSITIVE
         if t.amount > MAX_AMOUNT:
             return Result.AMOUNT_TOO_LARGE
-        resolving = phase in (TransferFlag.POST_PENDING, TransferFlag.VOID_PENDING)
+        resolving = phase in (_POST_PENDING, _VOID_PENDING)
         if resolving and t.pending_id is None:
             return Result.PENDING_ID_REQUIRED
         if not resolving and t.pending_id is not None:
             return Result.PENDING_ID_NOT_ALLOWED
-        if t.timeout_s != 0 and phase != TransferFlag.PENDING:
+        if t.timeout_s != 0 and phase != _PENDING:
             return Result.TIMEOUT_NOT_ALLOWED
         if not 0 <= t.timeout_s <= MAX_TIMEOUT_S:
             return Result.INVALID_TIMEOUT
@@ -170,7 +180,7 @@ class _Batch:
             return Result.ACCOUNT_NOT_FOUND
         if debit.ledger != t.ledger or credit.ledger != t.ledger:
             return Result.LEDGER_MISMATCH
-        if phase != TransferFlag.VOID_PENDING and (debit.closed or credit.closed):
+        if phase != _VOID_PENDING and (debit.closed or credit.closed):
             return Result.ACCOUNT_CLOSED
         if resolving:
             return self._validate_resolution(t, phase)
@@ -183,7 +193,7 @@ class _Batch:
             return Result.OVERFLOW
         return Result.OK
 
-    def _validate_resolution(self, t: Transfer, phase: TransferFlag) -> Result:
+    def _validate_resolution(self, t: Transfer, phase: int) -> Result:
         assert t.pending_id is not None
         hold = self.holds.get(t.pending_id)
         if hold is None:
@@ -197,7 +207,7 @@ class _Batch:
             return Result.PENDING_MISMATCH
         if t.amount > pending.amount:
             return Result.EXCEEDS_PENDING_AMOUNT
-        if phase == TransferFlag.VOID_PENDING and t.amount != pending.amount:
+        if phase == _VOID_PENDING and t.amount != pending.amount:
             return Result.PENDING_MISMATCH
         return Result.OK
 
@@ -207,7 +217,8 @@ class _Batch:
         timestamp = self.next_ts
         self.next_ts += 1
         expires_at: int | None = None
-        if t.flags & TransferFlag.PENDING:
+        flags = int(t.flags)
+        if flags & _PENDING:
             debit.debits_pending += t.amount
             credit.credits_pending += t.amount
             if t.timeout_s > 0:
@@ -216,12 +227,12 @@ class _Batch:
             self._chain_holds.append((t.id, self.holds.get(t.id), self.resolved.get(t.id)))
             self.holds[t.id] = hold
             self.holds_opened[t.id] = hold
-        elif t.flags & (TransferFlag.POST_PENDING | TransferFlag.VOID_PENDING):
+        elif flags & _RESOLVING:
             assert t.pending_id is not None
             held = self.holds[t.pending_id].transfer.amount
             debit.debits_pending -= held
             credit.credits_pending -= held
-            if t.flags & TransferFlag.POST_PENDING:
+            if flags & _POST_PENDING:
                 debit.debits_posted += t.amount
                 credit.credits_posted += t.amount
                 resolution = Result.PENDING_ALREADY_POSTED
@@ -265,16 +276,18 @@ class _Batch:
                 pending_id=pending.id,
                 memo="expired",
             )
-            self.begin_chain()
+            self.begin_chain(can_roll_back=False)
             self._apply(void)
 
 
 def _chains(request: Sequence[Transfer]) -> list[Sequence[Transfer]]:
     """Split a request into chains: a linked transfer belongs with the ones after it."""
+    if len(request) == 1 and not int(request[0].flags) & _LINKED:
+        return [request]  # the usual request: one transfer
     chains: list[Sequence[Transfer]] = []
     start = 0
     for i, t in enumerate(request):
-        if not t.flags & TransferFlag.LINKED:
+        if not int(t.flags) & _LINKED:
             chains.append(request[start : i + 1])
             start = i + 1
     if start < len(request):
@@ -301,7 +314,7 @@ def execute(snapshot: Snapshot, requests: Sequence[Sequence[Transfer]]) -> Outco
         results.append(request_results)
 
     entries, head = chain(snapshot.head, work.recorded)
-    changed = {account_id: work.accounts[account_id] for account_id in work.changed}
+    changed = {account_id: work.accounts[account_id] for account_id in work.originals}
     _assert_double_entry(work.originals, changed)
     opened = [h for h in work.holds_opened.values() if h.transfer.id in work.holds]
     closed = [p for p in work.holds_closed if p not in work.holds_opened]
@@ -318,7 +331,8 @@ def execute(snapshot: Snapshot, requests: Sequence[Sequence[Transfer]]) -> Outco
 
 
 def _decide_chain(work: _Batch, chain_: Sequence[Transfer]) -> list[Result]:
-    work.begin_chain()
+    # Once applied, a lone unlinked transfer stays: its chain needs no undo log.
+    work.begin_chain(can_roll_back=len(chain_) > 1 or bool(int(chain_[-1].flags) & _LINKED))
     results: list[Result] = []
     failed_at: int | None = None
     for i, t in enumerate(chain_):
@@ -327,7 +341,7 @@ def _decide_chain(work: _Batch, chain_: Sequence[Transfer]) -> list[Result]:
         if result not in (Result.OK, Result.EXISTS):
             failed_at = i
             break
-    if failed_at is None and chain_[-1].flags & TransferFlag.LINKED:
+    if failed_at is None and int(chain_[-1].flags) & _LINKED:
         failed_at = len(chain_) - 1
         results[failed_at] = Result.LINKED_CHAIN_OPEN
     if failed_at is None:
