@@ -98,7 +98,7 @@ def close_state(state: AppState) -> None:
     state.ledger.close()
     try:
         state.ledger.checkpoint()
-    except SQLAlchemyError as error:
+    except (SQLAlchemyError, RuntimeError) as error:  # a broken database must not stop shutdown
         log.warning("no checkpoint signed at shutdown: %s", error)
     state.idempotency.close()
     state.engine.dispose()

@@ -232,6 +232,15 @@ _UNAVAILABLE: dict[type[Exception], tuple[str, str]] = {
 }
 
 
+def _not_json(request: Request) -> bool:
+    """True when the request names a body type that is not JSON."""
+    content_type = request.headers.get("content-type")
+    if not content_type:
+        return False
+    media_type = content_type.split(";")[0].strip().lower()
+    return not (media_type == "application/json" or media_type.endswith("+json"))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error the app can raise answer as problem+json."""
 
@@ -254,7 +263,16 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
-        return problem_response(validation_problem(error.errors()), request.url.path)
+        errors = error.errors()
+        if _not_json(request) and any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+            problem = ProblemError(
+                415,
+                "unsupported_media_type",
+                "Unsupported media type",
+                "send the body as JSON, with Content-Type: application/json",
+            )
+            return problem_response(problem, request.url.path)
+        return problem_response(validation_problem(errors), request.url.path)
 
     async def on_unavailable(request: Request, error: Exception) -> Response:
         code, detail = _UNAVAILABLE[type(error)]

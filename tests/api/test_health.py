@@ -1,0 +1,71 @@
+"""Liveness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rollon.api.app import create_app
+from tests.api.conftest import BASE_URL, Api, make_settings
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("path", ["/v1/healthz", "/healthz"])
+async def test_healthz_checks_the_database(api: Api, path: str) -> None:
+    answer = await api.client.get(path)
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_healthz_says_503_when_the_database_is_gone(tmp_path: Path) -> None:
+    database = tmp_path / "gone.db"
+    app = create_app(make_settings(f"sqlite:///{database}", tmp_path))
+    async with app.router.lifespan_context(app):
+        # A directory where the file was: the service can no longer open its database.
+        app.state.rollon.engine.dispose()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        database.mkdir()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+            answer = await client.get("/v1/healthz")
+        assert answer.status_code == 503
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["code"] == "database_unavailable"
+        database.rmdir()
+
+
+@pytest.mark.parametrize("path", ["/v1/metrics", "/metrics"])
+async def test_metrics_count_requests_transfers_batches_and_refusals(api: Api, path: str) -> None:
+    alice, token = await api.holder(balance=1_000)
+    bob, _ = await api.holder()
+    ok = {"source_id": str(alice), "destination_id": str(bob), "amount": 10}
+    assert (await api.client.post("/v1/transfers", json=ok, headers=token)).status_code == 201
+    too_much = {**ok, "amount": 5_000}
+    assert (await api.client.post("/v1/transfers", json=too_much, headers=token)).status_code == 422
+
+    answer = await api.client.get(path)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    text = answer.text
+    # Issuance legs (2) and the payment were committed; one transfer was refused.
+    assert "rollon_transfers_committed_total 3.0" in text
+    assert 'rollon_transfers_rejected_total{code="insufficient_funds"} 1.0' in text
+    assert "rollon_batch_transfers_count" in text
+    assert "rollon_batch_requests_bucket" in text
+    assert (
+        'rollon_http_request_duration_seconds_count{method="POST",route="/v1/transfers",'
+        'status="201"} 1.0'
+    ) in text
+    assert 'route="/v1/accounts",status="201"' in text
+
+
+async def test_unknown_paths_share_one_metrics_label(api: Api) -> None:
+    for n in range(3):
+        await api.client.get(f"/nowhere/{n}")
+    text = (await api.client.get("/metrics")).text
+    assert 'route="unmatched",status="404"} 3.0' in text
+    assert "/nowhere/1" not in text
