@@ -15,7 +15,8 @@ from uuid import UUID
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from rollon.ledger.transfers import JournalEntry, Transfer
+from rollon.ledger.accounts import LedgerCode
+from rollon.ledger.transfers import JournalEntry, Transfer, TransferCode
 
 GENESIS_HASH = bytes(32)
 _NO_UUID = bytes(16)
@@ -24,6 +25,16 @@ _NONE_TIME = -1
 # expires_at, event_time, debit_balance_after, credit_balance_after
 _FIXED = struct.Struct(">QQ16s16s16sQ3sI16sQqqqq")
 _CHECKPOINT_DOMAIN = b"rollon-checkpoint-v1"
+
+
+def _length_prefixed_code(code: str) -> bytes:
+    encoded = code.encode("ascii")
+    return struct.pack(">B", len(encoded)) + encoded
+
+
+# Encoded once: the enums' own attributes cost more than the rest of an entry's encoding.
+_CODE_FIELDS = {code: _length_prefixed_code(code.value) for code in TransferCode}
+_LEDGER_FIELDS = {ledger: ledger.value.encode("ascii") for ledger in LedgerCode}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +58,8 @@ def encode_entry(
     credit_balance_after: int,
 ) -> bytes:
     """The canonical bytes of one entry: fixed-width fields, then length-prefixed text."""
-    code = transfer.code.value.encode("ascii")
+    code = _CODE_FIELDS.get(transfer.code) or _length_prefixed_code(transfer.code.value)
+    ledger = _LEDGER_FIELDS.get(transfer.ledger) or transfer.ledger.value.encode("ascii")
     memo = transfer.memo.encode("utf-8")
     fixed = _FIXED.pack(
         seq,
@@ -56,7 +68,7 @@ def encode_entry(
         transfer.debit_account_id.bytes,
         transfer.credit_account_id.bytes,
         transfer.amount,
-        transfer.ledger.value.encode("ascii"),
+        ledger,
         int(transfer.flags),
         transfer.pending_id.bytes if transfer.pending_id is not None else _NO_UUID,
         transfer.timeout_s,
@@ -65,7 +77,7 @@ def encode_entry(
         debit_balance_after,
         credit_balance_after,
     )
-    return b"".join((fixed, struct.pack(">B", len(code)), code, struct.pack(">I", len(memo)), memo))
+    return b"".join((fixed, code, struct.pack(">I", len(memo)), memo))
 
 
 def entry_hash(prev_hash: bytes, encoded: bytes) -> bytes:
