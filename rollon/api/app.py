@@ -45,6 +45,7 @@ ROUTERS: tuple[str, ...] = (
     "rollon.api.routes.accounts:router",
     "rollon.api.routes.issuances:router",
     "rollon.api.routes.transfers:router",
+    "rollon.api.web.routes:router",
 )
 
 DESCRIPTION = """\

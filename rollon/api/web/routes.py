@@ -1,0 +1,11 @@
+"""Every page's router, gathered into the one `router` that app.py includes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from rollon.api.web import sign_in, static_files, wallet
+
+router = APIRouter(include_in_schema=False)
+for area in (static_files, sign_in, wallet):
+    router.include_router(area.router)
