@@ -41,10 +41,44 @@ async def test_operator_issues_to_a_member(api: Api) -> None:
     issued = answer.json()
     assert issued["id"] == operation_id
     assert (issued["amount"], issued["bonus"], issued["result"]) == (5_000, 0, "ok")
-    assert len(issued["transfer_ids"]) == 2
+    assert issued["exchange_point_id"] == str(counter)
     assert await api.balance(alice) == 5_000
     assert _euro_side(api) == (5_000, 0)
     assert await api.balance(counter) == 0
+    # The journal shows the RolloN passing through the counter that took the euros.
+    history = await api.client.get(f"/v1/accounts/{counter}/transfers", headers=operator)
+    directions = sorted(item["direction"] for item in history.json()["items"])
+    assert directions == ["in", "out"]
+
+
+async def test_operator_issues_only_through_its_own_exchange_point(api: Api) -> None:
+    alice, _ = await api.holder()
+    _, operator = await api.holder("exchange_point", role=Role.OPERATOR)
+    other_counter, _ = await api.holder("exchange_point", role=Role.OPERATOR)
+    body = {
+        "account_id": str(alice),
+        "amount": 100,
+        "euro_reference": "r",
+        "exchange_point_id": str(other_counter),
+    }
+    answer = await api.client.post("/v1/issuances", json=body, headers=operator)
+    assert (answer.status_code, answer.json()["code"]) == (403, "forbidden")
+    assert await api.balance(alice) == 0
+
+
+async def test_admin_names_an_exchange_point_or_none(api: Api) -> None:
+    alice, _ = await api.holder()
+    counter, _ = await api.holder("exchange_point", role=Role.OPERATOR)
+    body = {"account_id": str(alice), "amount": 100, "euro_reference": "r"}
+    plain = await api.client.post("/v1/issuances", json=body, headers=api.admin)
+    assert plain.json()["exchange_point_id"] is None
+    through = {**body, "exchange_point_id": str(counter)}
+    answer = await api.client.post("/v1/issuances", json=through, headers=api.admin)
+    assert answer.json()["exchange_point_id"] == str(counter)
+    not_a_counter = {**body, "exchange_point_id": str(alice)}
+    answer = await api.client.post("/v1/issuances", json=not_a_counter, headers=api.admin)
+    assert (answer.status_code, answer.json()["code"]) == (422, "exchange_point_not_found")
+    assert await api.balance(alice) == 200
 
 
 async def test_bonus_on_change_is_funded_by_grants(db_url: str, tmp_path: Path) -> None:

@@ -1,6 +1,10 @@
 """`POST /v1/issuances` (admin, operator): issue RolloN to an account against euros received
 (idempotent). Books issuance → account on the RolloN ledger and bank → reserve on the euro
-ledger, plus the bonus on change (`ROLLON_BONUS_BPS`, funded by grants), all or nothing."""
+ledger, plus the bonus on change (`ROLLON_BONUS_BPS`, funded by grants), all or nothing.
+
+An operator's issuances pass through its exchange point's account (issuance → exchange point
+→ member, in the same linked chain), so the journal records which counter took the euros;
+an admin may name an exchange point the same way, or none (euros received by the bank)."""
 
 from __future__ import annotations
 
@@ -42,6 +46,11 @@ class IssuanceIn(RequestModel):
         description="Where the euros are: receipt number, bank transaction reference",
         examples=["comptoir-rouen-2024-000123"],
     )
+    exchange_point_id: UUID | None = Field(
+        default=None,
+        description="The exchange point that took the euros. An operator's own, by default; "
+        "an admin may name one or none.",
+    )
 
 
 class IssuanceOut(BaseModel):
@@ -50,6 +59,7 @@ class IssuanceOut(BaseModel):
     amount: int = Field(description="RolloN issued against the euros, in centimes")
     bonus: int = Field(description="Bonus on change, in centimes, funded by grants")
     euro_reference: str
+    exchange_point_id: UUID | None
     result: Literal["ok", "exists"]
     transfer_ids: list[UUID] = Field(description="The operation's linked transfers")
 
@@ -73,6 +83,13 @@ async def post_issuance(
 ) -> Response:
     operation_id = idempotency.operation_id(principal, body.id)
     bonus_bps = state.settings.bonus_bps
+    exchange_point_id = body.exchange_point_id
+    if principal.role is Role.OPERATOR:
+        if exchange_point_id not in (None, principal.account_id):
+            raise ProblemError(
+                403, "forbidden", "Forbidden", "an operator issues through its own exchange point"
+            )
+        exchange_point_id = principal.account_id
 
     async def execute() -> Answer:
         kind = await run_in_threadpool(state.account_kinds.lookup, body.account_id)
@@ -85,8 +102,22 @@ async def post_issuance(
                 "Cannot issue to this account",
                 f"RolloN are issued to member and merchant accounts, not to a {kind} account",
             )
+        if exchange_point_id is not None:
+            counter = await run_in_threadpool(state.account_kinds.lookup, exchange_point_id)
+            if counter is not AccountKind.EXCHANGE_POINT:
+                raise ProblemError(
+                    422,
+                    "exchange_point_not_found",
+                    "No such exchange point",
+                    f"{exchange_point_id} is not an exchange point's account",
+                )
         legs = operations.issuance(
-            operation_id, body.account_id, body.amount, body.euro_reference, bonus_bps
+            operation_id,
+            body.account_id,
+            body.amount,
+            body.euro_reference,
+            bonus_bps,
+            exchange_point_id=exchange_point_id,
         )
         # The same as Ledger.issue, awaited: the event loop keeps serving meanwhile.
         outcome = operations.outcome_of(await state.ledger.submit_async(legs))
@@ -98,6 +129,7 @@ async def post_issuance(
             amount=body.amount,
             bonus=apply_rate_bps(body.amount, bonus_bps),
             euro_reference=body.euro_reference,
+            exchange_point_id=exchange_point_id,
             result="ok" if outcome is Result.OK else "exists",
             transfer_ids=[leg.id for leg in legs],
         )
