@@ -111,7 +111,8 @@ class Refunds:
                     Refusal.CONFLICT,
                 )
             return self._finish(earlier, request, replayed=True)
-        if request.status not in (RequestStatus.PAID, RequestStatus.PARTIALLY_REFUNDED):
+        refundable = (RequestStatus.PAID, RequestStatus.PARTIALLY_REFUNDED, RequestStatus.REFUNDED)
+        if request.status not in refundable:
             raise MerchantError(
                 "request_not_paid",
                 f"a request that is {request.status} has nothing to refund",
