@@ -4,7 +4,9 @@ balances, invariants) so no test can leave them broken unnoticed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +24,37 @@ from rollon.ledger import chart
 from rollon.ledger.accounts import LedgerCode
 from rollon.ledger.keys import load_signing_key
 from rollon.ledger.queries import trial_balance
+from rollon.ledger.storage import create_engine
 from rollon.ledger.verify import verify_database
+from tests.conftest import POSTGRES_URL, _postgres_schema_url
 
 BASE_URL = "http://rollon.test"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@contextmanager
+def fresh_database(kind: str, directory: Path) -> Iterator[str]:
+    """An empty database of this kind ("sqlite" or "postgres"), like the `db_url` fixture,
+    for fixtures that live longer than one test."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'rollon.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("set ROLLON_TEST_POSTGRES_URL to run the PostgreSQL tests")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        yield _postgres_schema_url(schema)
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -137,3 +162,14 @@ async def started(settings: Settings) -> AsyncIterator[Api]:
 async def api(settings: Settings) -> AsyncIterator[Api]:
     async for running in started(settings):
         yield running
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+async def module_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Api]:
+    """One app per module and database, for many cheap tests that share its data."""
+    directory = tmp_path_factory.mktemp("api")
+    with fresh_database(request.param, directory) as url:
+        async for running in started(make_settings(url, directory)):
+            yield running
