@@ -321,6 +321,19 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
         "Graphique de la circulation et de la réserve, mois par mois",
         "Chart of circulation and reserve, month by month",
     ),
+    "report.issued": ("RolloN émis", "RolloN issued"),
+    "report.bonus_from_grants": ("Bonus sur le change", "Bonus on change"),
+    "report.transfers": ("Virements entre adhérents", "Transfers between members"),
+    "report.payments": ("Paiements chez les commerçants", "Payments at merchants"),
+    "report.refunds": ("Remboursements", "Refunds"),
+    "report.reconverted": ("Reconvertis en euros", "Reconverted to euros"),
+    "report.reconversion_fees": ("Commissions de reconversion", "Reconversion fees"),
+    "report.payouts": ("Virés aux commerçants", "Paid out to merchants"),
+    "report.circulation_start": ("Circulation au début du mois", "Circulation at the start"),
+    "report.circulation_end": ("Circulation à la fin du mois", "Circulation at the end"),
+    "report.reserve_end": ("Réserve à la fin du mois", "Reserve at the end"),
+    "report.active_members": ("Adhérents actifs", "Active members"),
+    "report.active_merchants": ("Commerçants actifs", "Active merchants"),
     # -- directory -----------------------------------------------------------------------
     "directory.title": ("Où payer en RolloN", "Where to pay in RolloN"),
     "directory.city": ("Ville", "City"),
@@ -369,6 +382,10 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "error.bad_date": (
         "Ce n'est pas une date (AAAA-MM-JJ).",
         "This is not a date (YYYY-MM-DD).",
+    ),
+    "error.bad_moment": (
+        "Ce n'est pas une date avec une heure.",
+        "This is not a date with a time.",
     ),
     "error.bad_month": ("Ce n'est pas un mois (AAAA-MM).", "This is not a month (YYYY-MM)."),
     "error.amount_malformed": (

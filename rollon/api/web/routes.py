@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from rollon.api.web import sign_in, static_files, wallet
+from rollon.api.web import admin, auditor, sign_in, static_files, wallet
 
 router = APIRouter(include_in_schema=False)
-for area in (static_files, sign_in, wallet):
+for area in (static_files, sign_in, wallet, admin, auditor):
     router.include_router(area.router)
