@@ -113,7 +113,7 @@ async def test_revoked_token_stops_working_at_once(api: Api) -> None:
 
 
 async def test_a_token_may_revoke_itself(api: Api) -> None:
-    alice, token = await api.holder()
+    _, token = await api.holder()
     me = (await api.client.get("/v1/tokens/self", headers=token)).json()
     answer = await api.client.delete(f"/v1/tokens/{me['token_id']}", headers=token)
     assert answer.status_code == 200
