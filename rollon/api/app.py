@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rollon.api.account_kinds import AccountKinds
 from rollon.api.auth import Authenticator
-from rollon.api.bootstrap import prepare_database
+from rollon.api.bootstrap import load_key, prepare_database, prepare_signing_key
 from rollon.api.idempotency import IdempotencyStore
 from rollon.api.login_limiter import FailedLoginLimiter
 from rollon.api.metrics import Metrics, RequestMetricsMiddleware
@@ -31,7 +31,6 @@ from rollon.api.middleware import BodyLimitMiddleware, LastResortMiddleware
 from rollon.api.problems import install_problem_handlers, problem_openapi
 from rollon.api.settings import Settings
 from rollon.api.state import AppState
-from rollon.ledger.keys import load_or_create_signing_key
 from rollon.ledger.service import Ledger
 from rollon.ledger.storage import create_engine
 
@@ -45,6 +44,11 @@ ROUTERS: tuple[str, ...] = (
     "rollon.api.routes.accounts:router",
     "rollon.api.routes.issuances:router",
     "rollon.api.routes.transfers:router",
+    "rollon.api.routes.merchants:router",
+    "rollon.api.routes.payment_requests:router",
+    "rollon.api.routes.payments:router",
+    "rollon.api.routes.reconversions:router",
+    "rollon.api.routes.keys:router",
     "rollon.api.web.routes:router",
 )
 
@@ -74,7 +78,8 @@ def open_state(settings: Settings, metrics: Metrics) -> AppState:
     """Open the database (migrating it if needed), the Ledger and the API's components."""
     engine = create_engine(settings.database_url)
     prepare_database(engine)
-    signing_key = load_or_create_signing_key(settings.signing_key_file)
+    prepare_signing_key(settings.signing_key_file)
+    signing_key = load_key(settings.signing_key_file)
     ledger = Ledger(engine, signing_key=signing_key, observer=metrics.observe_batch)
     limiter = FailedLoginLimiter(settings.login_failures_allowed, settings.login_failure_window_s)
     authenticator = Authenticator(

@@ -5,7 +5,7 @@ plus a merchant's static QR code for its counter."""
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -87,9 +87,7 @@ async def post_merchant(
     principal: Annotated[Principal, Depends(require_roles(Role.ADMIN))],
     idempotency: IdempotencyDep,
 ) -> Response:
-    merchant_id = body.id or (
-        idempotency.operation_id(principal, None) if idempotency.key else uuid4()
-    )
+    merchant_id = idempotency.operation_id(principal, body.id)
     application = MerchantApplication(
         legal_name=body.legal_name or body.name,
         trade_name=body.name,
