@@ -81,6 +81,35 @@ def balance_at_seq(connection: Connection, account_id: UUID, seq: int) -> int:
     return best[1]
 
 
+def balances_at_seq(connection: Connection, seq: int) -> dict[UUID, int]:
+    """Every account's posted balance just after entry `seq`, in one statement: per account,
+    its last entry on each side at or before `seq`, each found by one index seek."""
+    entry = transfers.alias("entry")
+
+    def last_on(side: sa.ColumnElement[UUID], value: sa.ColumnElement[int]) -> sa.ScalarSelect[int]:
+        return (
+            sa.select(value)
+            .where(side == accounts.c.id, entry.c.seq <= seq)
+            .order_by(entry.c.seq.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    rows = connection.execute(
+        sa.select(
+            accounts.c.id,
+            last_on(entry.c.debit_account_id, entry.c.seq),
+            last_on(entry.c.debit_account_id, entry.c.debit_balance_after),
+            last_on(entry.c.credit_account_id, entry.c.seq),
+            last_on(entry.c.credit_account_id, entry.c.credit_balance_after),
+        )
+    )
+    return {
+        account_id: max((debit_seq or 0, debit or 0), (credit_seq or 0, credit or 0))[1]
+        for account_id, debit_seq, debit, credit_seq, credit in rows
+    }
+
+
 def balance_at(connection: Connection, account_id: UUID, at_ns: int) -> int:
     """The account's posted balance as it was at `at_ns` (ledger time)."""
     return balance_at_seq(connection, account_id, last_seq_at(connection, at_ns))
@@ -117,8 +146,9 @@ def trial_balance(connection: Connection, at_ns: int | None = None) -> TrialBala
         ]
         return TrialBalance(at_ns=None, as_of_seq=seq, lines=lines)
     seq = last_seq_at(connection, at_ns)
+    balances = balances_at_seq(connection, seq)
     lines = [
-        TrialBalanceLine(a.id, a.name, a.kind, a.ledger, balance_at_seq(connection, a.id, seq))
+        TrialBalanceLine(a.id, a.name, a.kind, a.ledger, balances.get(a.id, 0))
         for a in list_accounts(connection)
         if a.created_at_ns <= at_ns
     ]

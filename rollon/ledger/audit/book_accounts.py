@@ -19,9 +19,8 @@ from uuid import UUID
 
 from sqlalchemy.engine import Connection
 
-from rollon.ledger import chart
+from rollon.ledger import chart, queries
 from rollon.ledger.accounts import Account, AccountKind, LedgerCode
-from rollon.ledger.queries import balance_at_seq
 from rollon.ledger.transfers import JournalEntry, TransferFlag
 
 
@@ -166,6 +165,5 @@ def balances_at_seq(
     connection: Connection, accounts: Iterable[Account], seq: int
 ) -> dict[UUID, int]:
     """Each account's posted balance (credits minus debits) just after entry `seq`."""
-    if seq == 0:
-        return {a.id: 0 for a in accounts}
-    return {a.id: balance_at_seq(connection, a.id, seq) for a in accounts}
+    everyone = queries.balances_at_seq(connection, seq) if seq > 0 else {}
+    return {a.id: everyone.get(a.id, 0) for a in accounts}
