@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
-from rollon.api.bootstrap import prepare_database, prepare_signing_key
+from rollon.api.bootstrap import KeyFileError, load_key, prepare_database, prepare_signing_key
 from rollon.api.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
 from rollon.api.token_store import Role, TokenError, create_token, revoke_token
 from rollon.ledger.storage import create_engine
@@ -41,7 +41,7 @@ def _fail_cleanly(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except (SettingsError, TokenError) as error:
+        except (SettingsError, TokenError, KeyFileError) as error:
             raise click.ClickException(str(error)) from None
         except sa.exc.ArgumentError as error:
             raise click.ClickException(f"not a usable database URL: {error}") from None
@@ -175,10 +175,9 @@ def serve(
 
 def _seed_demo(engine: Engine, settings: Settings) -> None:
     from rollon.api.demo import demo_steps, seed_demo
-    from rollon.ledger.keys import load_signing_key
     from rollon.ledger.service import Ledger
 
-    ledger = Ledger(engine, signing_key=load_signing_key(settings.signing_key_file))
+    ledger = Ledger(engine, signing_key=load_key(settings.signing_key_file))
     try:
         with tqdm(total=demo_steps(), desc="demo data", unit="step", disable=None) as bar:
 
@@ -250,7 +249,6 @@ def audit() -> None:
 def audit_verify(database_url: str, key_file: Path | None) -> None:
     """Recompute the hash chain, check signed checkpoints, replay balances, check the
     invariants. Exit 0 only when everything holds."""
-    from rollon.ledger.keys import load_signing_key
     from rollon.ledger.schema import journal_head
     from rollon.ledger.verify import verify_database
 
@@ -259,7 +257,7 @@ def audit_verify(database_url: str, key_file: Path | None) -> None:
         raise click.ClickException(
             f"no signing key at {settings.signing_key_file}: pass --key-file"
         )
-    public_key = load_signing_key(settings.signing_key_file).public_key()
+    public_key = load_key(settings.signing_key_file).public_key()
     with _engine(settings) as engine:
         with engine.connect() as connection:
             total = connection.execute(sa.select(journal_head.c.seq)).scalar_one_or_none()

@@ -129,6 +129,7 @@ def seed_demo(
         )
         ledger.submit([transfer])
         step(f"payment {payer} -> {payee}")
+    ledger.checkpoint()  # sign the journal's head: the demo's books are provable at once
     credentials = []
     for role, name in PEOPLE:
         _, secret = create_token(engine, role, None, TOKEN_NAME_PREFIX + name)

@@ -28,6 +28,7 @@ DEFAULT_BONUS_BPS = 0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 MAX_RATE_BPS = 10_000
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 
 class SettingsError(ValueError):
@@ -63,6 +64,15 @@ class Settings:
             raise SettingsError(f"port must be between 1 and 65535, not {self.port}")
         if self.max_body_bytes <= 0 or self.login_failures_allowed <= 0:
             raise SettingsError("limits must be positive")
+        try:
+            backend = sa.make_url(normalize_url(self.database_url)).get_backend_name()
+        except sa.exc.ArgumentError:
+            raise SettingsError(
+                f"not a database URL: {self.database_url!r} "
+                "(sqlite:///PATH or postgresql://USER@HOST/DB)"
+            ) from None
+        if backend not in SUPPORTED_DATABASES:
+            raise SettingsError(f"{backend} is not supported: use SQLite or PostgreSQL")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
