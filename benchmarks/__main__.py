@@ -13,6 +13,7 @@ from benchmarks.suite import Suite, SuiteResult
 # name -> "module:function"; imported lazily so one suite's extra needs do not slow others.
 SUITES: dict[str, str] = {
     "core": "benchmarks.core:run",
+    "audit": "benchmarks.audit:run",
 }
 
 

@@ -23,7 +23,7 @@ from rollon.ledger.audit.book_accounts import (
     posted_amount,
     unknown_account,
 )
-from rollon.ledger.audit.local_time import local_date, to_datetime
+from rollon.ledger.audit.local_time import LocalDays, local_date, to_datetime
 from rollon.ledger.audit.snapshot import Period, iter_entries, seq_range
 from rollon.ledger.queries import list_accounts
 from rollon.ledger.transfers import JournalEntry
@@ -66,7 +66,7 @@ def _header(accounts: Mapping[UUID, Account], open_until: date) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def _transaction(entry: JournalEntry, names: Mapping[UUID, str]) -> str:
+def _transaction(entry: JournalEntry, names: Mapping[UUID, str], days: LocalDays) -> str:
     amount = posted_amount(entry)
     if amount == 0:
         return ""
@@ -74,7 +74,7 @@ def _transaction(entry: JournalEntry, names: Mapping[UUID, str]) -> str:
     recorded = to_datetime(entry.timestamp_ns).isoformat().replace("+00:00", "Z")
     narration = f"{t.code.value}: {t.memo}" if t.memo else t.code.value
     lines = [
-        f"{local_date(entry.timestamp_ns)} * {_string(narration)}",
+        f"{days(entry.timestamp_ns)} * {_string(narration)}",
         f"  seq: {entry.seq}",
         f"  transfer_id: {_string(str(t.id))}",
         f"  recorded_at: {_string(recorded)}",
@@ -139,8 +139,9 @@ def beancount_lines(
     names = {i: book_account(a).beancount for i, a in accounts.items()}
     last_day = start
     done = 0
+    days = LocalDays()
     for page in iter_entries(connection, seqs.first_seq, seqs.last_seq):
-        yield "".join(_transaction(e, names) for e in page)
+        yield "".join(_transaction(e, names, days) for e in page)
         last_day = max(last_day, local_date(page[-1].timestamp_ns))
         done += len(page)
         if progress is not None:

@@ -26,7 +26,7 @@ from rollon.ledger.audit.book_accounts import (
     posted_amount,
     unknown_account,
 )
-from rollon.ledger.audit.local_time import local_date
+from rollon.ledger.audit.local_time import LocalDays, local_date
 from rollon.ledger.audit.snapshot import Period, iter_entries, seq_range
 from rollon.ledger.queries import list_accounts
 from rollon.ledger.transfers import JournalEntry, TransferCode
@@ -88,9 +88,23 @@ class _Writer:
     def __init__(self, accounts: Mapping[UUID, Account], separator: str) -> None:
         assert separator in SEPARATORS
         self.separator = separator
-        self.books: dict[UUID, BookAccount] = {i: book_account(a) for i, a in accounts.items()}
-        self.ledgers = {i: a.ledger for i, a in accounts.items()}
+        # Per account, its four columns (cleaned once) and whether it is on the RolloN ledger.
+        self.columns: dict[UUID, tuple[str, bool]] = {
+            i: self._account_columns(book_account(a), a.ledger) for i, a in accounts.items()
+        }
         self.numbers: dict[str, int] = {}
+        self.days = LocalDays()
+        self.day_texts: dict[date, str] = {}
+
+    def _account_columns(self, book: BookAccount, ledger: LedgerCode | None) -> tuple[str, bool]:
+        fields = (book.number, book.label, book.aux_number, book.aux_label)
+        return self.separator.join(_clean(f) for f in fields), ledger is LedgerCode.RLN
+
+    def day_text(self, day: date) -> str:
+        text = self.day_texts.get(day)
+        if text is None:
+            text = self.day_texts[day] = fec_date(day)
+        return text
 
     def next_number(self, journal: str) -> str:
         self.numbers[journal] = self.numbers.get(journal, 0) + 1
@@ -98,39 +112,40 @@ class _Writer:
 
     def line(
         self,
-        journal: tuple[str, str],
-        number: str,
-        day: date,
+        head: str,
         account_id: UUID,
-        piece_ref: str,
-        piece_day: date,
-        label: str,
+        piece: str,
         debit: int,
         credit: int,
+        valid_day: str,
     ) -> str:
-        book = self.books.get(account_id) or unknown_account(account_id)
-        rln = self.ledgers.get(account_id) is LedgerCode.RLN
-        fields = (
-            journal[0],
-            journal[1],
-            number,
-            fec_date(day),
-            book.number,
-            book.label,
-            book.aux_number,
-            book.aux_label,
-            piece_ref,
-            fec_date(piece_day),
-            label,
-            fec_amount(debit),
-            fec_amount(credit),
-            "",
-            "",
-            fec_date(day),
-            fec_amount(debit or credit) if rln else "",
-            "RLN" if rln else "",
+        """One line: `head` holds the journal, number and date columns; `piece` the
+        reference, its date and the label, all cleaned."""
+        known = self.columns.get(account_id)
+        if known is None:
+            known = self.columns[account_id] = self._account_columns(
+                unknown_account(account_id), None
+            )
+        account, rln = known
+        amount = fec_amount(debit or credit)
+        sep = self.separator
+        return (
+            sep.join(
+                (
+                    head,
+                    account,
+                    piece,
+                    fec_amount(debit),
+                    fec_amount(credit),
+                    "",
+                    "",
+                    valid_day,
+                    amount if rln else "",
+                    "RLN" if rln else "",
+                )
+            )
+            + "\n"
         )
-        return self.separator.join(_clean(f) for f in fields) + "\n"
 
     def entry(self, entry: JournalEntry) -> str:
         amount = posted_amount(entry)
@@ -138,32 +153,38 @@ class _Writer:
             return ""
         t = entry.transfer
         journal = JOURNALS[t.code]
-        number = self.next_number(journal[0])
-        day = local_date(entry.timestamp_ns)
-        piece_day = local_date(t.event_time_ns) if t.event_time_ns is not None else day
-        label = f"{t.memo or journal[1]} (seq {entry.seq})"
-        piece = str(t.id)
-        return self.line(
-            journal, number, day, t.debit_account_id, piece, piece_day, label, amount, 0
-        ) + self.line(journal, number, day, t.credit_account_id, piece, piece_day, label, 0, amount)
+        sep = self.separator
+        day = self.day_text(self.days(entry.timestamp_ns))
+        piece_day = day if t.event_time_ns is None else self.day_text(local_date(t.event_time_ns))
+        label = _clean(f"{t.memo or journal[1]} (seq {entry.seq})")
+        head = sep.join((journal[0], journal[1], self.next_number(journal[0]), day))
+        piece = sep.join((str(t.id), piece_day, label))
+        return self.line(head, t.debit_account_id, piece, amount, 0, day) + self.line(
+            head, t.credit_account_id, piece, 0, amount, day
+        )
 
-    def opening(self, balances: Mapping[UUID, int], day: date) -> str:
+    def opening(
+        self, balances: Mapping[UUID, int], day: date, ledgers: Mapping[UUID, LedgerCode]
+    ) -> str:
         """The balances carried forward: one écriture per ledger, debit balances on the debit
         side. Each ledger's balances sum to zero, so each écriture balances."""
         out = []
+        text_day = self.day_text(day)
         for ledger in LedgerCode:
-            lines = [(i, b) for i, b in balances.items() if b != 0 and self.ledgers[i] is ledger]
+            lines = sorted(
+                (self.columns[i][0], i, b)
+                for i, b in balances.items()
+                if b != 0 and ledgers[i] is ledger
+            )
             if not lines:
                 continue
-            number = self.next_number(OPENING_JOURNAL[0])
-            label = f"À nouveaux {ledger.value}"
-            for account_id, balance in sorted(lines, key=lambda x: self.books[x[0]].number):
+            head = self.separator.join(
+                (*OPENING_JOURNAL, self.next_number(OPENING_JOURNAL[0]), text_day)
+            )
+            piece = self.separator.join(("AN", text_day, f"À nouveaux {ledger.value}"))
+            for _, account_id, balance in lines:
                 debit, credit = (-balance, 0) if balance < 0 else (0, balance)
-                out.append(
-                    self.line(
-                        OPENING_JOURNAL, number, day, account_id, "AN", day, label, debit, credit
-                    )
-                )
+                out.append(self.line(head, account_id, piece, debit, credit, text_day))
         return "".join(out)
 
 
@@ -182,6 +203,7 @@ def fec_lines(
         yield writer.opening(
             balances_at_seq(connection, accounts.values(), seqs.opening_seq),
             local_date(period.from_ns),
+            {i: a.ledger for i, a in accounts.items()},
         )
     done = 0
     for page in iter_entries(connection, seqs.first_seq, seqs.last_seq):

@@ -46,3 +46,19 @@ def month_bounds_ns(year: int, month: int) -> tuple[int, int]:
     """[start, end) of a local calendar month, in ledger time."""
     following = date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1)
     return day_start_ns(date(year, month, 1)), day_start_ns(following)
+
+
+class LocalDays:
+    """local_date for a stream of mostly increasing times: the day's bounds are kept, so
+    consecutive entries of one day cost two comparisons instead of a time-zone conversion."""
+
+    def __init__(self) -> None:
+        self._start_ns = 0
+        self._end_ns = 0
+        self._day = date(1970, 1, 1)
+
+    def __call__(self, ns: int) -> date:
+        if not self._start_ns <= ns < self._end_ns:
+            self._day = local_date(ns)
+            self._start_ns, self._end_ns = day_bounds_ns(self._day)
+        return self._day
