@@ -5,18 +5,24 @@ has queued while the previous batch committed (up to `max_batch_transfers`), dec
 the pure state machine under the journal head lock, and commits it in one transaction. So
 one fsync is paid per batch, not per payment. A request's future is resolved only after
 the commit returned, i.e. once it is durable.
+
+Handing results back costs per request, so it is kept lean: the writer takes the whole
+queue under one lock, and wakes each event loop once per batch (not once per awaiting
+coroutine, as `asyncio.wrap_future` would).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
+from functools import partial
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
@@ -71,6 +77,85 @@ class _Request:
     future: Future[list[Result]]
 
 
+class _Inbox:
+    """The bounded queue of requests. Submitters add one at a time; the writer takes all that
+    fit in a batch under one lock, leaving the rest (in order) for the next batch."""
+
+    def __init__(self, max_requests: int) -> None:
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._requests: deque[_Request | None] = deque()  # None: stop once this is reached
+        self._max_requests = max_requests
+
+    def put(self, request: _Request) -> None:
+        with self._lock:
+            if len(self._requests) >= self._max_requests:
+                raise LedgerOverloaded("too many transfers are waiting; retry shortly")
+            self._requests.append(request)
+            if len(self._requests) == 1:  # the writer waits only on an empty queue
+                self._not_empty.notify()
+
+    def put_stop(self) -> None:
+        with self._lock:
+            self._requests.append(None)
+            self._not_empty.notify()
+
+    def take(self, max_transfers: int) -> tuple[list[_Request], bool]:
+        """Block for one request, then take all that queued meanwhile, within the bound.
+        Returns the requests, and whether the writer must stop after them."""
+        with self._lock:
+            while not self._requests:
+                self._not_empty.wait()
+            pending = self._requests
+            taken: list[_Request] = []
+            count = 0
+            while pending:
+                request = pending[0]
+                if request is None:
+                    pending.popleft()
+                    return taken, True
+                if taken and count + len(request.transfers) > max_transfers:
+                    break
+                pending.popleft()
+                taken.append(request)
+                count += len(request.transfers)
+            return taken, False
+
+
+class _LoopDoorbell:
+    """Hands finished futures over to one event loop, waking it once per batch."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._finished: deque[tuple[asyncio.Future[list[Result]], Future[list[Result]]]] = deque()
+
+    def add(self, waiter: asyncio.Future[list[Result]], future: Future[list[Result]]) -> None:
+        self._finished.append((waiter, future))
+
+    def ring(self) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            log.debug("results for a closed event loop dropped")
+
+    def _deliver(self) -> None:
+        # Runs in the loop. deque pops are atomic, and the writer rings after every add, so a
+        # future added while this drains is delivered now or at the next ring.
+        while self._finished:
+            waiter, future = self._finished.popleft()
+            _copy_outcome(future, waiter)
+
+
+def _copy_outcome(future: Future[list[Result]], waiter: asyncio.Future[list[Result]]) -> None:
+    if waiter.done():  # the awaiting coroutine was cancelled: the transfers stand regardless
+        return
+    error = future.exception()
+    if error is not None:
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(future.result())
+
+
 class GroupCommitter:
     """Coalesces concurrent submissions into one transaction per batch."""
 
@@ -93,9 +178,12 @@ class GroupCommitter:
         self._max_batch = max_batch_transfers
         self._checkpoint_every = checkpoint_every
         self._observer = observer
-        self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=max_queued_requests)
-        self._carry: _Request | None = None
+        self._inbox = _Inbox(max_queued_requests)
         self._halted: BaseException | None = None
+        self._doorbells: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopDoorbell]
+        self._doorbells = weakref.WeakKeyDictionary()
+        self._doorbells_lock = threading.Lock()
+        self._to_ring: set[_LoopDoorbell] = set()  # the writer's own: loops to wake this batch
         self._thread = threading.Thread(target=self._run, name="rollon-writer", daemon=True)
         self._thread.start()
 
@@ -107,10 +195,7 @@ class GroupCommitter:
         if self._halted is not None:
             raise LedgerHalted("the ledger stopped after an inconsistency") from self._halted
         future: Future[list[Result]] = Future()
-        try:
-            self._queue.put_nowait(_Request(tuple(transfers), future))
-        except queue.Full:
-            raise LedgerOverloaded("too many transfers are waiting; retry shortly") from None
+        self._inbox.put(_Request(tuple(transfers), future))
         return future
 
     def submit(self, transfers: Sequence[Transfer], timeout_s: float = 30.0) -> list[Result]:
@@ -118,43 +203,54 @@ class GroupCommitter:
         return self.submit_nowait(transfers).result(timeout=timeout_s)
 
     async def submit_async(self, transfers: Sequence[Transfer]) -> list[Result]:
-        """Submit from an event loop without blocking it."""
-        return await asyncio.wrap_future(self.submit_nowait(transfers))
+        """Submit from an event loop without blocking it. Cancelling the caller does not
+        withdraw the transfers: they commit (or not) with their batch."""
+        future = self.submit_nowait(transfers)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[list[Result]] = loop.create_future()
+        future.add_done_callback(partial(self._finished, self._doorbell(loop), waiter))
+        return await waiter
+
+    def _doorbell(self, loop: asyncio.AbstractEventLoop) -> _LoopDoorbell:
+        doorbell = self._doorbells.get(loop)
+        if doorbell is None:
+            with self._doorbells_lock:
+                doorbell = self._doorbells.setdefault(loop, _LoopDoorbell(loop))
+        return doorbell
+
+    def _finished(
+        self,
+        doorbell: _LoopDoorbell,
+        waiter: asyncio.Future[list[Result]],
+        future: Future[list[Result]],
+    ) -> None:
+        if threading.get_ident() != self._thread.ident:
+            # Done before submit_async added this callback, which runs it at once in the loop.
+            _copy_outcome(future, waiter)
+            return
+        doorbell.add(waiter, future)
+        self._to_ring.add(doorbell)
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer."""
         if self._thread.is_alive():
-            self._queue.put(None)
+            self._inbox.put_stop()
             self._thread.join()
 
     # -- the writer thread --------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            requests, stopping = self._take_batch()
+            requests, stopping = self._inbox.take(self._max_batch)
             if requests:
                 self._commit(requests)
+                self._ring_doorbells()  # after a failure; a success rang already
             if stopping:
                 return
 
-    def _take_batch(self) -> tuple[list[_Request], bool]:
-        """Block for one request, then take all that queued meanwhile, within the bound."""
-        first = self._carry if self._carry is not None else self._queue.get()
-        self._carry = None
-        if first is None:
-            return [], True
-        requests, count = [first], len(first.transfers)
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return requests, False
-            if item is None:
-                return requests, True
-            if count + len(item.transfers) > self._max_batch:
-                self._carry = item
-                return requests, False
-            requests.append(item)
-            count += len(item.transfers)
+    def _ring_doorbells(self) -> None:
+        for doorbell in self._to_ring:
+            doorbell.ring()
+        self._to_ring.clear()
 
     def _commit(self, requests: list[_Request]) -> None:
         started = time.perf_counter()
@@ -185,16 +281,19 @@ class GroupCommitter:
                 return
             else:
                 for request, request_results in zip(requests, results, strict=True):
-                    request.future.set_result(request_results)
+                    _settle(request.future, request_results)
+                self._ring_doorbells()
                 if self._observer is not None:
-                    self._observer(
-                        BatchReport(
-                            requests=len(requests),
-                            transfers=sum(len(r) for r in batch),
-                            results=[r for rs in results for r in rs],
-                            duration_s=time.perf_counter() - started,
-                        )
+                    report = BatchReport(
+                        requests=len(requests),
+                        transfers=sum(len(r) for r in batch),
+                        results=[r for rs in results for r in rs],
+                        duration_s=time.perf_counter() - started,
                     )
+                    try:
+                        self._observer(report)
+                    except Exception:  # metrics must never stop the ledger
+                        log.exception("the batch observer failed")
                 return
 
     def _commit_once(self, batch: list[Sequence[Transfer]]) -> list[list[Result]]:
@@ -222,4 +321,15 @@ class GroupCommitter:
     @staticmethod
     def _fail(requests: list[_Request], error: BaseException) -> None:
         for request in requests:
-            request.future.set_exception(error)
+            _settle(request.future, error)
+
+
+def _settle(future: Future[list[Result]], outcome: list[Result] | BaseException) -> None:
+    """Resolve a request's future; one its submitter cancelled stays cancelled."""
+    try:
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    except InvalidStateError:
+        log.debug("a submitter cancelled its future; its transfers stand")

@@ -322,7 +322,7 @@ def execute(snapshot: Snapshot, requests: Sequence[Sequence[Transfer]]) -> Outco
         results=results,
         entries=entries,
         accounts=changed,
-        accounts_before={account_id: work.originals[account_id] for account_id in changed},
+        accounts_before=dict(work.originals),  # the same keys as `changed`, in order
         failures=work.new_failures,
         holds_opened=opened,
         holds_closed=closed,
