@@ -1,15 +1,19 @@
 """The association's pages: open accounts (and give their holders a sign-in token), create
-and revoke tokens (`/admin`), and issue RolloN against euros received (`/admin/issue`, also
-for exchange-point operators, through their own exchange point).
+and revoke tokens (`/admin`); issue RolloN against euros received (`/admin/issue`, also for
+exchange-point operators, through their own exchange point); onboard merchants
+(`/admin/merchants/new`); settle reconversions with a SEPA payout file
+(`/admin/settlements`).
 
 These call what the API's routes call: `Ledger.open_account`, `token_store.create_token`
-and `revoke_token`, and the issuance legs of `rollon.ledger.operations` through the ledger's
-hot path. A token's secret is shown once, on the answer to the form that created it.
+and `revoke_token`, the issuance legs of `rollon.ledger.operations` through the ledger's
+hot path, and the merchants layer's `MerchantDirectory` and `Reconversions`. A token's
+secret is shown once, on the answer to the form that created it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated, Final
 from uuid import UUID, uuid4
 
@@ -18,18 +22,22 @@ from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from rollon.api.merchant_services import get_merchants
 from rollon.api.routes.issuances import MAX_EURO_REFERENCE_LENGTH
 from rollon.api.schema import MAX_TOKEN_NAME_LENGTH, api_tokens
 from rollon.api.token_store import Role, TokenError, create_token, revoke_token
 from rollon.api.web.forms import Form
 from rollon.api.web.ledger_views import operation_id
-from rollon.api.web.rendering import Page, WebError, WebRoute, signed_in
+from rollon.api.web.rendering import LOCAL_ZONE, Page, WebError, WebRoute, signed_in
 from rollon.ledger import operations
 from rollon.ledger.accounts import Account, AccountKind
 from rollon.ledger.money import format_amount
 from rollon.ledger.queries import get_account, get_transfer
 from rollon.ledger.service import MAX_NAME_LENGTH, AccountError
 from rollon.ledger.transfers import Result
+from rollon.merchants.directory import Category, MerchantApplication
+from rollon.merchants.errors import MerchantError
+from rollon.merchants.reconversions import Settlement
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -45,6 +53,7 @@ ROLE_OF_KIND: Final = {
     AccountKind.EXCHANGE_POINT: Role.OPERATOR,
 }
 _RECIPIENTS: Final = frozenset({AccountKind.MEMBER, AccountKind.MERCHANT})
+CATEGORIES: Final = tuple(category.value for category in Category)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,3 +258,216 @@ async def issue(page: IssuerPage) -> Response:
 def _account(page: Page, account_id: UUID) -> Account | None:
     with page.state.engine.connect() as connection:
         return get_account(connection, account_id)
+
+
+# -- onboarding merchants ----------------------------------------------------------------------
+ONBOARD_PURPOSE: Final = "onboard"
+MERCHANT_FIELDS: Final = (
+    "legal_name",
+    "trade_name",
+    "siret",
+    "category",
+    "address",
+    "postcode",
+    "city",
+    "iban",
+)
+# Which field each refusal of the directory is about.
+_FIELD_OF_CODE: Final = {
+    "siret_malformed": "siret",
+    "siret_checksum": "siret",
+    "siren_checksum": "siret",
+    "siret_exists": "siret",
+    "merchant_exists": "siret",
+    "iban_malformed": "iban",
+    "iban_checksum": "iban",
+    "iban_length": "iban",
+    "iban_country": "iban",
+    "invalid_postcode": "postcode",
+    "invalid_city": "city",
+    "invalid_address": "address",
+    "unknown_category": "category",
+}
+MAX_MERCHANT_FIELD_CHARS: Final = 200
+
+
+@router.get("/admin/merchants/new")
+async def onboard_form(page: AdminPage) -> Response:
+    return page.render(
+        "onboard.html", form=None, form_id=uuid4(), categories=CATEGORIES, created=None
+    )
+
+
+@router.post("/admin/merchants")
+async def onboard(page: AdminPage) -> Response:
+    form = Form.of(page.t, await page.request.form())
+    values = {name: form.text(name, max_chars=MAX_MERCHANT_FIELD_CHARS) for name in MERCHANT_FIELDS}
+    form.choice("category", CATEGORIES)
+    form_id = form.operation_id("form_id")
+    if not form.ok or form_id is None:
+        return page.render(
+            "onboard.html",
+            status=422,
+            form=form,
+            form_id=form.raw("form_id"),
+            categories=CATEGORIES,
+            created=None,
+        )
+    assert page.viewer is not None
+    merchant_id = operation_id(page.viewer.token_id, ONBOARD_PURPOSE, form_id)
+    directory = get_merchants(page.request).directory
+    try:
+        merchant = await run_in_threadpool(
+            directory.onboard, MerchantApplication(**values), merchant_id
+        )
+    except MerchantError as error:
+        form.fail(
+            _FIELD_OF_CODE.get(error.code, "legal_name"), page.t.error(error.code, str(error))
+        )
+        return page.render(
+            "onboard.html",
+            status=422,
+            form=form,
+            form_id=form.raw("form_id"),
+            categories=CATEGORIES,
+            created=None,
+        )
+    created: dict[str, object] = {"merchant": merchant}
+    if form.raw("with_token"):
+        _, created["token"] = await run_in_threadpool(
+            create_token,
+            page.state.engine,
+            Role.MERCHANT,
+            merchant.account_id,
+            merchant.trade_name[:MAX_TOKEN_NAME_LENGTH],
+        )
+    return page.render(
+        "onboard.html",
+        form=None,
+        form_id=uuid4(),
+        categories=CATEGORIES,
+        created=created,
+        switch_path="/admin/merchants/new",
+    )
+
+
+# -- settling reconversions ----------------------------------------------------------------------
+SETTLE_PURPOSE: Final = "settle"
+SETTLEMENTS_LISTED: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementsView:
+    owed: int
+    settlements: list[Settlement]
+
+
+def _settlements(page: Page) -> SettlementsView:
+    reconversions = get_merchants(page.request).reconversions
+    return SettlementsView(
+        owed=reconversions.owed(),
+        settlements=reconversions.list_settlements(limit=SETTLEMENTS_LISTED),
+    )
+
+
+async def _settlements_page(
+    page: Page, *, form: Form | None = None, notice: str | None = None, status: int = 200
+) -> Response:
+    view = await run_in_threadpool(_settlements, page)
+    tomorrow = datetime.now(LOCAL_ZONE).date() + timedelta(days=1)
+    return page.render(
+        "settlements.html",
+        status=status,
+        view=view,
+        form=form,
+        form_id=uuid4(),
+        execution_date=tomorrow.isoformat(),
+        notice=notice,
+        switch_path="/admin/settlements",
+    )
+
+
+@router.get("/admin/settlements")
+async def settlements(
+    page: AdminPage, made: UUID | None = None, paid: UUID | None = None
+) -> Response:
+    notice = None
+    if made is not None:
+        settlement = await run_in_threadpool(
+            get_merchants(page.request).reconversions.get_settlement, made
+        )
+        if settlement is not None:
+            notice = page.t(
+                "admin.settlement_made",
+                count=settlement.transfers,
+                total=format_amount(settlement.total, "€"),
+            )
+    elif paid is not None:
+        notice = page.t("admin.settlement_done")
+    return await _settlements_page(page, notice=notice)
+
+
+@router.post("/admin/settlements")
+async def prepare_settlement(page: AdminPage) -> Response:
+    form = Form.of(page.t, await page.request.form())
+    execution_date = form.day("execution_date")
+    form_id = form.operation_id("form_id")
+    if execution_date is None:
+        form.fail("execution_date", page.t("error.required"))
+    if not form.ok or form_id is None or execution_date is None:
+        return await _settlements_page(page, form=form, status=422)
+    assert page.viewer is not None
+    settlement_id = operation_id(page.viewer.token_id, SETTLE_PURPOSE, form_id)
+    try:
+        await run_in_threadpool(
+            get_merchants(page.request).reconversions.prepare_settlement,
+            settlement_id,
+            execution_date,
+        )
+    except MerchantError as error:
+        form.fail("execution_date", page.t.error(error.code, str(error)))
+        return await _settlements_page(page, form=form, status=422)
+    return RedirectResponse(f"/admin/settlements?made={settlement_id}", status_code=303)
+
+
+async def _settlement(page: Page, settlement_id: UUID) -> Settlement:
+    settlement = await run_in_threadpool(
+        get_merchants(page.request).reconversions.get_settlement, settlement_id
+    )
+    if settlement is None:
+        raise WebError(404, "error.settlement_not_found")
+    return settlement
+
+
+@router.get("/admin/settlements/{settlement_id}/pain001.xml")
+async def settlement_file(page: AdminPage, settlement_id: UUID) -> Response:
+    """The SEPA Credit Transfer file (pain.001) to hand to the bank."""
+    settlement = await _settlement(page, settlement_id)
+    name = f"{settlement.message_id}.xml"
+    return Response(
+        settlement.document,
+        media_type="application/xml",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.post("/admin/settlements/{settlement_id}/paid")
+async def settlement_paid(page: AdminPage, settlement_id: UUID) -> Response:
+    await _settlement(page, settlement_id)
+    try:
+        await run_in_threadpool(get_merchants(page.request).reconversions.mark_paid, settlement_id)
+    except MerchantError as error:
+        raise WebError(409, "error.service", detail=page.t.error(error.code, str(error))) from error
+    return RedirectResponse(f"/admin/settlements?paid={settlement_id}", status_code=303)
+
+
+@router.post("/admin/settlements/{settlement_id}/cancel")
+async def settlement_cancel(page: AdminPage, settlement_id: UUID) -> Response:
+    await _settlement(page, settlement_id)
+    try:
+        await run_in_threadpool(
+            get_merchants(page.request).reconversions.cancel_settlement, settlement_id
+        )
+    except MerchantError as error:
+        raise WebError(409, "error.service", detail=page.t.error(error.code, str(error))) from error
+    return RedirectResponse("/admin/settlements", status_code=303)

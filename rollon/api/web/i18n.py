@@ -50,6 +50,9 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "nav.admin": ("Administration", "Administration"),
     "nav.issue": ("Émettre", "Issue"),
     "nav.audit": ("Contrôle", "Audit"),
+    "nav.report": ("Activité", "Activity"),
+    "nav.merchants": ("Commerçants", "Merchants"),
+    "nav.settlements": ("Virements", "Payouts"),
     "nav.sign_in": ("Se connecter", "Sign in"),
     "nav.sign_out": ("Se déconnecter", "Sign out"),
     "nav.language": ("Langue", "Language"),
@@ -189,6 +192,7 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "till.refund_submit": ("Rembourser", "Refund"),
     "till.refund_done": ("{amount} remboursés.", "{amount} refunded."),
     "till.balance": ("Solde du compte", "Account balance"),
+    "till.refunded_total": ("Remboursé", "Refunded"),
     "status.open": ("en attente", "waiting"),
     "status.paid": ("payé", "paid"),
     "status.partially_refunded": ("remboursé en partie", "partly refunded"),
@@ -208,9 +212,14 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "reconversion.history": ("Reconversions", "Reconversions"),
     "reconversion.fee": ("Commission", "Fee"),
     "reconversion.net": ("Net en euros", "Net in euros"),
-    "reconversion.status.pending": ("à virer", "to be paid"),
+    "reconversion.status.pending": ("en cours", "in progress"),
+    "reconversion.status.due": ("à virer", "to be paid"),
+    "reconversion.status.failed": ("refusée", "refused"),
     "reconversion.status.settling": ("virement en cours", "being paid"),
-    "reconversion.status.paid": ("viré", "paid"),
+    "reconversion.status.paid": ("virée", "paid"),
+    "settlement.status.prepared": ("à envoyer à la banque", "to send to the bank"),
+    "settlement.status.paid": ("viré", "paid"),
+    "settlement.status.cancelled": ("annulé", "cancelled"),
     # -- admin ---------------------------------------------------------------------------
     "admin.title": ("Administration", "Administration"),
     "admin.open_account": ("Ouvrir un compte", "Open an account"),
@@ -262,8 +271,15 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     ),
     "admin.settle": ("Virer les reconversions", "Pay out reconversions"),
     "admin.settle_intro": (
-        "Reconversions en attente : {count}, pour {total}.",
-        "Pending reconversions: {count}, for {total}.",
+        "Dû aux commerçants pour leurs reconversions : {total}.",
+        "Owed to merchants for their reconversions: {total}.",
+    ),
+    "admin.execution_date": ("Date d'exécution des virements", "Execution date of the transfers"),
+    "admin.settlement_file": ("Fichier SEPA (pain.001)", "SEPA file (pain.001)"),
+    "admin.settlement_cancel": ("La banque l'a refusé", "The bank refused it"),
+    "admin.settlement_line": (
+        "{count} virements, {total}, exécution le {day}",
+        "{count} transfers, {total}, executed on {day}",
     ),
     "admin.settle_submit": ("Préparer le fichier de virements SEPA", "Make the SEPA payment file"),
     "admin.settlements": ("Fichiers de virements", "Payment files"),
@@ -276,7 +292,7 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     # -- auditor -------------------------------------------------------------------------
     "audit.title": ("Contrôle des comptes", "Audit"),
     "audit.trial_balance": ("Balance", "Trial balance"),
-    "audit.at": ("À la date du (vide : maintenant)", "As of (empty: now)"),
+    "audit.at": ("À la date du (sinon : maintenant)", "As of (else: now)"),
     "audit.ledger_total": ("Total du registre {ledger}", "Total of ledger {ledger}"),
     "audit.as_of_seq": ("Jusqu'à l'écriture n° {seq}", "Up to entry no. {seq}"),
     "audit.reconciliation": ("Couverture par le fonds de garantie", "Guarantee fund coverage"),
@@ -306,8 +322,8 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     ),
     "audit.exports": ("Exports", "Exports"),
     "audit.format": ("Format", "Format"),
-    "audit.from": ("Du (facultatif)", "From (optional)"),
-    "audit.to": ("Au (facultatif, exclu)", "To (optional, excluded)"),
+    "audit.from": ("Du", "From"),
+    "audit.to": ("Au (exclu)", "To (excluded)"),
     "audit.format.fec": ("FEC (fichier des écritures comptables)", "FEC (French ledger file)"),
     "audit.format.csv": ("CSV", "CSV"),
     "audit.format.beancount": ("Beancount", "Beancount"),
@@ -317,6 +333,14 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     ),
     "audit.monthly": ("Activité mensuelle", "Monthly activity"),
     "audit.month": ("Mois", "Month"),
+    "audit.count": ("Nombre", "Count"),
+    "system.issuance": ("Émission (RolloN en circulation)", "Issuance (RolloN in circulation)"),
+    "system.fees": ("Commissions", "Fees"),
+    "system.reserve": ("Réserve (fonds de garantie)", "Reserve (guarantee fund)"),
+    "system.bank": ("Banque (monde extérieur)", "Bank (outside world)"),
+    "system.payouts_due": ("Virements dus aux commerçants", "Payouts due to merchants"),
+    "system.revenue": ("Recettes de l'association", "Association's revenue"),
+    "system.grants": ("Subventions", "Grants"),
     "audit.chart_alt": (
         "Graphique de la circulation et de la réserve, mois par mois",
         "Chart of circulation and reserve, month by month",
@@ -344,6 +368,21 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
         "Aucun commerçant ne correspond à cette recherche.",
         "No merchant matches this search.",
     ),
+    "category.bakery": ("Boulangerie, pâtisserie", "Bakery"),
+    "category.grocery": ("Épicerie, alimentation", "Grocery"),
+    "category.farm_producer": ("Producteur, vente à la ferme", "Farm producer"),
+    "category.restaurant": ("Restaurant", "Restaurant"),
+    "category.cafe_bar": ("Café, bar", "Café, bar"),
+    "category.clothing": ("Vêtements", "Clothing"),
+    "category.books_culture": ("Livres, culture", "Books, culture"),
+    "category.health_wellbeing": ("Santé, bien-être", "Health, wellbeing"),
+    "category.crafts": ("Artisanat", "Crafts"),
+    "category.home_garden": ("Maison, jardin", "Home, garden"),
+    "category.leisure_tourism": ("Loisirs, tourisme", "Leisure, tourism"),
+    "category.mobility": ("Mobilité", "Mobility"),
+    "category.services": ("Services", "Services"),
+    "category.association": ("Association", "Association"),
+    "category.other": ("Autre", "Other"),
     # -- errors --------------------------------------------------------------------------
     "error.title": ("Une erreur est survenue", "Something went wrong"),
     "error.home": ("Retour à l'accueil", "Back to the home page"),
@@ -461,22 +500,39 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
         "Ce code QR est incomplet : recopiez-le en entier.",
         "This QR code is incomplete: copy all of it.",
     ),
-    "error.crc_mismatch": (
+    "error.payload_bad_crc": (
         "Ce code QR est abîmé (somme de contrôle fausse).",
         "This QR code is damaged (wrong checksum).",
     ),
-    "error.signature_invalid": (
+    "error.payload_not_rollon": (
+        "Ce code QR n'est pas un code de paiement RolloN.",
+        "This QR code is not a RolloN payment code.",
+    ),
+    "error.payload_wrong_currency": (
+        "Ce code QR demande une autre monnaie que le RolloN.",
+        "This QR code asks for another currency than the RolloN.",
+    ),
+    "error.payload_bad_signature": (
         "Ce code QR n'est pas signé par RolloN ou a été modifié : ne payez pas.",
         "This QR code is not signed by RolloN or was changed: do not pay.",
     ),
-    "error.unknown_key": (
-        "Ce code QR est signé par une clé que RolloN ne reconnaît pas.",
-        "This QR code is signed by a key RolloN does not know.",
+    "error.payload_unknown_key": (
+        "Ce code QR est signé par une clé que RolloN ne reconnaît pas : ne payez pas.",
+        "This QR code is signed by a key RolloN does not know: do not pay.",
     ),
     "error.payload_expired": (
         "Ce code QR a expiré : demandez-en un nouveau au commerçant.",
         "This QR code has expired: ask the merchant for a new one.",
     ),
+    "error.payload_mismatch": (
+        "Ce code QR ne correspond pas à sa demande de paiement : ne payez pas.",
+        "This QR code does not match its payment request: do not pay.",
+    ),
+    "error.amount_mismatch": (
+        "Le montant a changé depuis la vérification : recommencez.",
+        "The amount changed since it was checked: start again.",
+    ),
+    "error.amount_required": ("Indiquez le montant à payer.", "Give the amount to pay."),
     "error.request_expired": (
         "Cette demande de paiement a expiré : demandez-en une nouvelle.",
         "This payment request has expired: ask for a new one.",
@@ -489,32 +545,92 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
         "Cette demande de paiement est déjà payée.",
         "This payment request is paid already.",
     ),
+    "error.request_busy": (
+        "Trop de paiements en même temps sur cette demande : réessayez.",
+        "Too many payments at once on this request: try again.",
+    ),
     "error.request_not_found": (
         "Cette demande de paiement est inconnue.",
         "This payment request is unknown.",
     ),
-    "error.merchant_not_found": ("Ce commerçant est inconnu.", "This merchant is unknown."),
+    "error.request_not_paid": (
+        "Cette demande n'a pas été payée : rien à rembourser.",
+        "This request was not paid: nothing to refund.",
+    ),
     "error.refund_exceeds_payment": (
         "On ne peut pas rembourser plus que ce qui a été payé.",
         "You cannot refund more than was paid.",
     ),
-    "error.not_paid": (
-        "Cette demande n'a pas été payée : rien à rembourser.",
-        "This request was not paid: nothing to refund.",
+    "error.merchant_not_found": ("Ce commerçant est inconnu.", "This merchant is unknown."),
+    "error.not_a_merchant": (
+        "Ce compte n'est pas celui d'un commerçant inscrit.",
+        "This account is not an onboarded merchant's.",
     ),
-    "error.invalid_siret": ("Ce SIRET n'est pas valide.", "This SIRET is not valid."),
-    "error.invalid_iban": ("Cet IBAN n'est pas valide.", "This IBAN is not valid."),
-    "error.siret_taken": (
+    "error.siret_malformed": (
+        "Un SIRET a 14 chiffres.",
+        "A SIRET has 14 digits.",
+    ),
+    "error.siret_checksum": (
+        "Ce SIRET n'existe pas (sa clé de contrôle est fausse).",
+        "This SIRET does not exist (its check digit is wrong).",
+    ),
+    "error.siren_checksum": (
+        "Le SIREN de ce SIRET n'existe pas (sa clé de contrôle est fausse).",
+        "The SIREN in this SIRET does not exist (its check digit is wrong).",
+    ),
+    "error.siret_exists": (
         "Un commerçant est déjà inscrit avec ce SIRET.",
         "A merchant with this SIRET is onboarded already.",
+    ),
+    "error.iban_malformed": ("Ce n'est pas un IBAN.", "This is not an IBAN."),
+    "error.iban_checksum": (
+        "Cet IBAN n'existe pas (sa clé de contrôle est fausse).",
+        "This IBAN does not exist (its check digits are wrong).",
+    ),
+    "error.iban_length": (
+        "Cet IBAN n'a pas la longueur de son pays.",
+        "This IBAN does not have its country's length.",
+    ),
+    "error.iban_country": (
+        "Les virements partent en SEPA : l'IBAN doit être d'un pays SEPA.",
+        "Payouts go by SEPA: the IBAN must be from a SEPA country.",
+    ),
+    "error.invalid_postcode": ("Un code postal a 5 chiffres.", "A postcode has 5 digits."),
+    "error.unknown_category": ("Catégorie inconnue.", "Unknown category."),
+    "error.fund_iban_missing": (
+        "L'IBAN du fonds de garantie n'est pas configuré (ROLLON_FUND_IBAN) : pas de "
+        "fichier de virements possible.",
+        "The guarantee fund's IBAN is not configured (ROLLON_FUND_IBAN): no payment file "
+        "can be made.",
     ),
     "error.nothing_to_settle": (
         "Aucune reconversion n'attend de virement.",
         "No reconversion is waiting to be paid.",
     ),
-    "error.fund_not_configured": (
-        "L'IBAN du fonds de garantie n'est pas configuré (ROLLON_FUND_IBAN).",
-        "The guarantee fund's IBAN is not configured (ROLLON_FUND_IBAN).",
+    "error.invalid_execution_date": (
+        "La date d'exécution ne peut pas être passée.",
+        "The execution date cannot be in the past.",
+    ),
+    "error.settlement_cancelled": (
+        "Ce fichier de virements a été annulé.",
+        "This payment file was cancelled.",
+    ),
+    "error.settlement_paid": (
+        "Ce fichier de virements est déjà marqué comme viré.",
+        "This payment file is marked as paid already.",
+    ),
+    "error.merchant_exists": (
+        "Ce commerçant est déjà inscrit.",
+        "This merchant is onboarded already.",
+    ),
+    "error.invalid_city": ("La ville est vide ou trop longue.", "The city is empty or too long."),
+    "error.invalid_address": (
+        "L'adresse est vide ou trop longue.",
+        "The address is empty or too long.",
+    ),
+    "error.settlement_not_found": (
+        "Ce fichier de virements est inconnu.",
+        "This payment file is unknown.",
     ),
     "error.empty_period": (
         "La fin de la période doit suivre son début.",

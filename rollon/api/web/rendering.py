@@ -271,7 +271,9 @@ async def page_of(request: Request) -> Page:
             pending.presign_nonce = nonce
         assert nonce is not None
         token = csrf.presign_csrf_token(key, nonce)
-    return Page(request, state, request_lang(request), viewer, token)
+    page = Page(request, state, request_lang(request), viewer, token)
+    request.state.rollon_page = page  # for an error page met later in this request
+    return page
 
 
 PageDep = Annotated[Page, Depends(page_of)]
@@ -296,12 +298,15 @@ def signed_in(*roles: Role) -> Callable[..., Awaitable[Page]]:
 def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
     lang = request_lang(request)
     t = Translator(lang)
+    # The visitor, when the request got as far as knowing them, keeps their menu.
+    page = getattr(request.state, "rollon_page", None)
+    viewer = page.viewer if isinstance(page, Page) else None
     html = TEMPLATES.get_template("error.html").render(
         t=t,
         lang=lang.value,
-        viewer=None,
+        viewer=viewer,
         csrf_field=csrf.CSRF_FIELD,
-        csrf_token="",
+        csrf_token=page.csrf_token if isinstance(page, Page) else "",
         lang_links=_lang_links(request, "/" if request.method != "GET" else None),
         path=request.url.path,
         message=message,

@@ -1,14 +1,18 @@
-"""The member's pages: balance and history (`/wallet`), sending RolloN to another member
-(`/wallet/send`, with a confirmation showing the recipient's name from the ledger).
+"""The member's pages: balance and history (`/wallet`); paying a merchant from a QR code,
+scanned with the camera or pasted (`/wallet/pay`); sending RolloN to another member
+(`/wallet/send`). Both ask for a confirmation that names the payee as the ledger and the
+merchant directory hold it, never as the payload or the visitor wrote it.
 
-Money moves only through the ledger's hot path (`Ledger.submit_async`), as the API's
-`POST /v1/transfers` does; each form carries an id given when it was shown, so sending
-the same form twice moves the money once.
+Money moves only through the services the API's routes use: `PaymentRequests.pay` for QR
+payments, and the ledger's hot path (`Ledger.submit_async`) for transfers, as
+`POST /v1/transfers` does. Each form carries an id given when it was shown, so sending the
+same form twice moves the money once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Final
 from uuid import UUID, uuid4
 
@@ -18,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from rollon.api.fields import MAX_MEMO_LENGTH
+from rollon.api.merchant_services import get_merchants
 from rollon.api.token_store import Role
 from rollon.api.web.forms import Form
 from rollon.api.web.ledger_views import HistoryLine, history_page, operation_id
@@ -26,6 +31,8 @@ from rollon.ledger.accounts import Account, AccountKind, LedgerCode
 from rollon.ledger.money import format_amount
 from rollon.ledger.queries import get_account, get_transfer
 from rollon.ledger.transfers import Result, Transfer, TransferCode
+from rollon.merchants.errors import MerchantError
+from rollon.merchants.requests import PaymentPreview, RequestStatus
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -152,3 +159,78 @@ async def send(page: MemberPage) -> Response:
         form.fail("amount", page.t.error(result.value, result.value))
         return page.render("send.html", status=422, form=form, form_id=uuid4())
     return RedirectResponse(f"/wallet?sent={transfer.id}", status_code=303)
+
+
+# -- paying a merchant from a QR code ---------------------------------------------------------
+PAY_PURPOSE: Final = "pay"
+MAX_PAYLOAD_CHARS: Final = 1_000  # a RolloN payload is about 300 characters
+_CLOSED_STATUS_CODES: Final = {
+    RequestStatus.PAID: "request_already_paid",
+    RequestStatus.PARTIALLY_REFUNDED: "request_already_paid",
+    RequestStatus.REFUNDED: "request_already_paid",
+    RequestStatus.EXPIRED: "request_expired",
+    RequestStatus.CANCELLED: "request_cancelled",
+}
+
+
+@router.get("/wallet/pay")
+async def pay_form(page: MemberPage) -> Response:
+    return page.render("pay.html", form=None)
+
+
+async def _preview(page: Page, form: Form) -> PaymentPreview | None:
+    """What the payload asks, with the merchant's name from the directory; None (with the
+    reason in `form`) when it cannot be paid."""
+    payload = form.text("payload", max_chars=MAX_PAYLOAD_CHARS)
+    if not form.ok:
+        return None
+    try:
+        preview = await run_in_threadpool(get_merchants(page.request).requests.preview, payload)
+    except MerchantError as error:
+        form.fail("payload", page.t.error(error.code, str(error)))
+        return None
+    closed = _CLOSED_STATUS_CODES.get(preview.status) if preview.status is not None else None
+    if closed is not None:
+        form.fail("payload", page.t.error(closed, closed))
+        return None
+    return preview
+
+
+@router.post("/wallet/pay/check")
+async def pay_check(page: MemberPage) -> Response:
+    form = Form.of(page.t, await page.request.form())
+    preview = await _preview(page, form)
+    if preview is None:
+        return page.render("pay.html", status=422, form=form)
+    return page.render("pay_confirm.html", form=form, preview=preview, form_id=uuid4())
+
+
+@router.post("/wallet/pay")
+async def pay(page: MemberPage) -> Response:
+    form = Form.of(page.t, await page.request.form())
+    preview = await _preview(page, form)
+    if preview is None:
+        return page.render("pay.html", status=422, form=form)
+    form_id = form.operation_id("form_id")
+    amount = preview.amount if preview.amount is not None else form.amount("amount")
+    if not form.ok or form_id is None:
+        return page.render(
+            "pay_confirm.html", status=422, form=form, preview=preview, form_id=uuid4()
+        )
+    assert page.viewer is not None
+    try:
+        payment = await run_in_threadpool(
+            partial(
+                get_merchants(page.request).requests.pay,
+                form.raw("payload"),
+                page.viewer_account,
+                amount=amount,
+                payment_id=operation_id(page.viewer.token_id, PAY_PURPOSE, form_id),
+            )
+        )
+    except MerchantError as error:
+        form.fail("amount" if preview.static else "payload", page.t.error(error.code, str(error)))
+        return page.render(
+            "pay_confirm.html", status=422, form=form, preview=preview, form_id=uuid4()
+        )
+    return RedirectResponse(f"/wallet?paid={payment.transfer_id}", status_code=303)
