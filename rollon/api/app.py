@@ -29,8 +29,10 @@ from rollon.api.login_limiter import FailedLoginLimiter
 from rollon.api.metrics import Metrics, RequestMetricsMiddleware
 from rollon.api.middleware import BodyLimitMiddleware, LastResortMiddleware
 from rollon.api.problems import install_problem_handlers, problem_openapi
+from rollon.api.routes.audit import STATEMENT_PATH
 from rollon.api.settings import Settings
 from rollon.api.state import AppState
+from rollon.ledger.audit.statements import MAX_STATEMENT_BYTES
 from rollon.ledger.service import Ledger
 from rollon.ledger.storage import create_engine
 
@@ -49,6 +51,7 @@ ROUTERS: tuple[str, ...] = (
     "rollon.api.routes.payments:router",
     "rollon.api.routes.reconversions:router",
     "rollon.api.routes.keys:router",
+    "rollon.api.routes.audit:router",
     "rollon.api.web.routes:router",
 )
 
@@ -137,7 +140,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(_router(target))
 
     # Added innermost first: the last one added sees the request first.
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        larger_limits={STATEMENT_PATH: MAX_STATEMENT_BYTES},  # bank statement uploads
+    )
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, access_log=settings.access_log)
     app.add_middleware(LastResortMiddleware, on_error=metrics.internal_errors.inc)
 

@@ -6,7 +6,7 @@ Both are plain ASGI (no BaseHTTPMiddleware) so they cost little on the hot path.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,19 +33,26 @@ class BodyLimitMiddleware:
     """Refuse request bodies over `max_body_bytes` with 413 `body_too_large`, before the app
     reads them: by Content-Length when the client sends one, else by counting."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, larger_limits: Mapping[str, int] | None = None
+    ) -> None:
+        """`larger_limits`: exact paths that take more (an uploaded file), by path."""
         assert max_body_bytes > 0
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.larger_limits = dict(larger_limits or {})
 
     def _too_large(self, path: str) -> bytes:
         return problem_body(
             413,
             "body_too_large",
             "Request body too large",
-            f"a request body may not exceed {self.max_body_bytes} bytes",
+            f"a request body may not exceed {self._limit(path)} bytes",
             path,
         )
+
+    def _limit(self, path: str) -> int:
+        return self.larger_limits.get(path, self.max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,7 +64,7 @@ class BodyLimitMiddleware:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared > self.max_body_bytes:
+                if declared > self._limit(scope["path"]):
                     await _send_problem(send, 413, self._too_large(scope["path"]))
                     return
                 if declared >= 0:  # the server enforces Content-Length itself
@@ -73,7 +80,7 @@ class BodyLimitMiddleware:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > self._limit(scope["path"]):
                 await _send_problem(send, 413, self._too_large(scope["path"]))
                 return
             chunks.append(chunk)
