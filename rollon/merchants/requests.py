@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from rollon.ledger.accounts import LedgerCode
@@ -32,6 +32,7 @@ from rollon.ledger.queries import get_transfer
 from rollon.ledger.service import Ledger
 from rollon.ledger.storage import write_transaction
 from rollon.ledger.transfers import STATE_DEPENDENT_FAILURES, Result, Transfer, TransferCode
+from rollon.merchants.batch_writer import BatchWriter
 from rollon.merchants.directory import Merchant, MerchantDirectory
 from rollon.merchants.errors import MerchantError, Refusal
 from rollon.merchants.keyring import Keyring
@@ -218,6 +219,7 @@ class PaymentRequests:
         directory: MerchantDirectory,
         keyring: Keyring,
         notifier: RequestNotifier,
+        writer: BatchWriter,
         *,
         request_ttl_s: int,
         clock_ns: Callable[[], int] = time.time_ns,
@@ -228,6 +230,7 @@ class PaymentRequests:
         self._directory = directory
         self._keyring = keyring
         self.notifier = notifier
+        self._writer = writer
         self._ttl_s = request_ttl_s
         self._clock_ns = clock_ns
 
@@ -377,10 +380,13 @@ class PaymentRequests:
         return self._view(_new_row(row))
 
     def _insert(self, row: dict[str, Any]) -> bool:
-        """Insert a request row; False if its id exists already."""
+        """Insert a request row (group-committed); False if its id exists already."""
+
+        def insert(connection: Connection) -> None:
+            connection.execute(payment_requests.insert().values(row))
+
         try:
-            with write_transaction(self._engine) as connection:
-                connection.execute(payment_requests.insert().values(row))
+            self._writer.write(insert)
         except IntegrityError:
             return False
         return True
@@ -674,24 +680,32 @@ class PaymentRequests:
 
     def _record_paid(self, row: _Row, transfer: Transfer) -> _Row:
         """Record the ledger's payment of `row`'s attempt (once; later calls agree)."""
-        with write_transaction(self._engine) as connection:
-            connection.execute(
-                payment_requests.update()
-                .where(
-                    payment_requests.c.id == row.id,
-                    payment_requests.c.attempt == row.attempt,
-                    payment_requests.c.status.in_(
-                        [_Stored.OPEN.value, _Stored.CANCELLING.value, _Stored.EXPIRING.value]
-                    ),
-                )
-                .values(
-                    status=_Stored.PAID.value,
-                    payer_account_id=transfer.debit_account_id,
-                    transfer_id=transfer.id,
-                    paid_at_ns=self._clock_ns(),
-                )
+        paid_at_ns = self._clock_ns()
+        update = (
+            payment_requests.update()
+            .where(
+                payment_requests.c.id == row.id,
+                payment_requests.c.attempt == row.attempt,
+                payment_requests.c.status.in_(
+                    [_Stored.OPEN.value, _Stored.CANCELLING.value, _Stored.EXPIRING.value]
+                ),
             )
-        paid = self._load(row.id)
+            .values(
+                status=_Stored.PAID.value,
+                payer_account_id=transfer.debit_account_id,
+                transfer_id=transfer.id,
+                paid_at_ns=paid_at_ns,
+            )
+        )
+        if self._writer.write(lambda connection: connection.execute(update).rowcount) == 1:
+            return replace(
+                row,
+                status=_Stored.PAID,
+                payer_account_id=transfer.debit_account_id,
+                transfer_id=transfer.id,
+                paid_at_ns=paid_at_ns,
+            )
+        paid = self._load(row.id)  # written down already, by a reader or another payer
         assert paid is not None and paid.status is _Stored.PAID, "a paid request must say so"
         assert paid.transfer_id == transfer.id, "a request was paid twice"
         assert paid.payer_account_id == transfer.debit_account_id

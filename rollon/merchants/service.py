@@ -8,6 +8,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine
 
 from rollon.ledger.service import Ledger
+from rollon.merchants.batch_writer import BatchWriter
 from rollon.merchants.directory import MerchantDirectory
 from rollon.merchants.keyring import Keyring
 from rollon.merchants.notifier import RequestNotifier
@@ -19,7 +20,8 @@ from rollon.merchants.settings import MerchantSettings
 
 class Merchants:
     """The directory, payment requests, refunds and reconversions, sharing one notifier
-    (so a payment wakes the tills waiting in this process) and one keyring."""
+    (so a payment wakes the tills waiting in this process), one keyring and one writer
+    that group-commits the frequent small writes. Call `close` when done."""
 
     def __init__(
         self,
@@ -37,6 +39,7 @@ class Merchants:
         self.settings = settings
         self.keyring = keyring
         self.notifier = RequestNotifier()
+        self.writer = BatchWriter(engine)
         self.directory = MerchantDirectory(engine, ledger, clock_ns)
         self.requests = PaymentRequests(
             engine,
@@ -44,8 +47,13 @@ class Merchants:
             self.directory,
             keyring,
             self.notifier,
+            self.writer,
             request_ttl_s=settings.request_ttl_s,
             clock_ns=clock_ns,
         )
         self.refunds = Refunds(engine, ledger, self.requests, clock_ns)
         self.reconversions = Reconversions(engine, ledger, self.directory, settings, clock_ns)
+
+    def close(self) -> None:
+        """Commit the queued writes and stop the writer thread."""
+        self.writer.close()
