@@ -14,6 +14,7 @@ from benchmarks.suite import Suite, SuiteResult
 SUITES: dict[str, str] = {
     "core": "benchmarks.core:run",
     "audit": "benchmarks.audit:run",
+    "merchants": "benchmarks.merchants:run",
 }
 
 
