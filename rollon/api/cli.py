@@ -1,4 +1,5 @@
-"""The `rollon` command line: serve, init, token create/revoke, audit verify.
+"""The `rollon` command line: serve, init, token create/revoke, audit verify, export (the
+auditors' commands live in `rollon.api.audit_cli`).
 
 Every command takes `--db URL` (default: $ROLLON_DATABASE_URL, else the SQLite file
 ./rollon.db) and `--key-file PATH` (default: $ROLLON_SIGNING_KEY_FILE, else next to the SQLite
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from tqdm import tqdm
 
+from rollon.api.audit_cli import add_export_command, verify_export_file
 from rollon.api.bootstrap import KeyFileError, load_key, prepare_database, prepare_signing_key
 from rollon.api.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
 from rollon.api.token_store import Role, TokenError, create_token, revoke_token
@@ -246,13 +248,34 @@ def audit() -> None:
 
 @audit.command("verify")
 @database_options
-def audit_verify(database_url: str, key_file: Path | None) -> None:
+@click.option(
+    "--file",
+    "export_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Check a journal export (rollon export --format journal) instead: no database",
+)
+@click.option(
+    "--public-key",
+    "public_key_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --file: a trusted public key (PEM, from GET /v1/keys); repeatable",
+)
+def audit_verify(
+    database_url: str,
+    key_file: Path | None,
+    export_file: Path | None,
+    public_key_files: tuple[Path, ...],
+) -> None:
     """Recompute the hash chain, check signed checkpoints, replay balances, check the
     invariants. Exit 0 only when everything holds."""
     from rollon.ledger.schema import journal_head
     from rollon.ledger.verify import verify_database
 
     settings = Settings.from_env(database_url=database_url, signing_key_file=key_file)
+    if export_file is not None:
+        verify_export_file(export_file, public_key_files, settings)
+        return
     if not settings.signing_key_file.exists():
         raise click.ClickException(
             f"no signing key at {settings.signing_key_file}: pass --key-file"
@@ -284,3 +307,6 @@ def audit_verify(database_url: str, key_file: Path | None) -> None:
     if report.truncated:
         click.echo("  ... more problems were found than are listed")
     sys.exit(1)
+
+
+add_export_command(main, database_options)
