@@ -26,18 +26,22 @@ class Series:
 
 
 def _nice_ceiling(value: int) -> int:
-    """The smallest 1, 2 or 5 times a power of ten (in units) at or above `value` centimes."""
+    """The smallest 1, 1.5, 2, 3 or 5 times a power of ten units at or above `value`
+    centimes: the top of the axis, in round figures on every grid line."""
     units = max(1, -(-value // 100))
     step = 1
     while True:
-        for factor in (1, 2, 5):
-            if step * factor >= units:
-                return step * factor * 100
+        for tenths in (10, 15, 20, 30, 50):
+            if step * tenths >= units * 10:
+                return step * tenths * 10
         step *= 10
 
 
-def _units(centimes: int) -> str:
-    return f"{centimes // 100:,}".replace(",", "\u202f")
+def _label(centimes: int, top: int) -> str:
+    """A grid line's amount: whole units on a large axis, with cents on a small one."""
+    units, cents = divmod(centimes, 100)
+    whole = f"{units:,}".replace(",", "\u202f")
+    return whole if top >= 1_000 * 100 else f"{whole},{cents:02d}"
 
 
 def line_chart_svg(title: str, unit: str, days: Sequence[date], series: Sequence[Series]) -> str:
@@ -70,7 +74,7 @@ def line_chart_svg(title: str, unit: str, days: Sequence[date], series: Sequence
         )
         parts.append(
             f'<text x="{_LEFT - 8}" y="{gy + 4:.1f}" text-anchor="end">'
-            f"{escape(_units(value))} {escape(unit)}</text>"
+            f"{escape(_label(value, top_value))} {escape(unit)}</text>"
         )
     label_every = max(1, len(days) // 10)
     for i, day in enumerate(days):
