@@ -259,8 +259,8 @@ class JournalReplay:
         self._recent.move_to_end(written)
         self._recent_hashes[entry.hash] = written
         while len(self._recent) > RECENT_WINDOW:
-            _, forgotten = self._recent.popitem(last=False)
-            if self._recent_hashes.get(forgotten.hash) is not None:
+            forgotten_seq, forgotten = self._recent.popitem(last=False)
+            if self._recent_hashes.get(forgotten.hash) == forgotten_seq:
                 del self._recent_hashes[forgotten.hash]
         self._check_checkpoint(entry, written)
         if written >= self._head.seq:
