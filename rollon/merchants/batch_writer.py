@@ -1,8 +1,8 @@
 """Group commit for the merchants' own small, frequent writes (a new payment request, a
 payment written down), as the ledger's hot path does for transfers: one writer thread takes
 every write queued meanwhile and commits them in one transaction, so a commit's fsync is
-paid once per batch, not once per request. Each write runs in its own savepoint, so one
-that fails (a duplicate id) fails alone.
+paid once per batch, not once per request. A write that fails (a duplicate id) fails alone:
+the batch is then run again with a savepoint around each write.
 """
 
 from __future__ import annotations
@@ -138,6 +138,17 @@ class BatchWriter:
                 return
 
     def _commit_once(self, batch: list[_Write]) -> list[tuple[Any, BaseException | None]]:
+        # Optimistic first: the whole batch as it is. Only when a write fails is the batch
+        # run again with a savepoint per write, so the failure stays with its own write.
+        try:
+            with write_transaction(self._engine) as connection:
+                return [(item.work(connection), None) for item in batch]
+        except OperationalError:
+            raise
+        except Exception:
+            return self._isolated(batch)
+
+    def _isolated(self, batch: list[_Write]) -> list[tuple[Any, BaseException | None]]:
         outcomes: list[tuple[Any, BaseException | None]] = []
         with write_transaction(self._engine) as connection:
             for item in batch:

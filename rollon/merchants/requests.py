@@ -182,6 +182,29 @@ def _row(row: Any) -> _Row:
     )
 
 
+# Built once: these run on every payment.
+_SELECT_REQUEST = sa.select(payment_requests).where(
+    payment_requests.c.id == sa.bindparam("request_id")
+)
+_RECORD_PAID = (
+    payment_requests.update()
+    .where(
+        payment_requests.c.id == sa.bindparam("request_id"),
+        payment_requests.c.attempt == sa.bindparam("b_attempt"),
+        payment_requests.c.status.in_(
+            [_Stored.OPEN.value, _Stored.CANCELLING.value, _Stored.EXPIRING.value]
+        ),
+    )
+    .values(
+        status=_Stored.PAID.value,
+        payer_account_id=sa.bindparam("b_payer_account_id"),
+        transfer_id=sa.bindparam("b_transfer_id"),
+        paid_at_ns=sa.bindparam("b_paid_at_ns"),
+    )
+)
+_INSERT_REQUEST = payment_requests.insert()
+
+
 def attempt_transfer_id(request_id: UUID, attempt: int) -> UUID:
     """The ledger id a payment of this request's attempt uses."""
     return uuid5(request_id, f"payment:{attempt}")
@@ -237,9 +260,7 @@ class PaymentRequests:
     # -- reading ----------------------------------------------------------------------------
     def _load(self, request_id: UUID) -> _Row | None:
         with self._engine.connect() as connection:
-            row = connection.execute(
-                sa.select(payment_requests).where(payment_requests.c.id == request_id)
-            ).first()
+            row = connection.execute(_SELECT_REQUEST, {"request_id": request_id}).first()
         return None if row is None else _row(row)
 
     def _merchant_of(self, row: _Row) -> Merchant:
@@ -383,7 +404,7 @@ class PaymentRequests:
         """Insert a request row (group-committed); False if its id exists already."""
 
         def insert(connection: Connection) -> None:
-            connection.execute(payment_requests.insert().values(row))
+            connection.execute(_INSERT_REQUEST, row)
 
         try:
             self._writer.write(insert)
@@ -681,23 +702,14 @@ class PaymentRequests:
     def _record_paid(self, row: _Row, transfer: Transfer) -> _Row:
         """Record the ledger's payment of `row`'s attempt (once; later calls agree)."""
         paid_at_ns = self._clock_ns()
-        update = (
-            payment_requests.update()
-            .where(
-                payment_requests.c.id == row.id,
-                payment_requests.c.attempt == row.attempt,
-                payment_requests.c.status.in_(
-                    [_Stored.OPEN.value, _Stored.CANCELLING.value, _Stored.EXPIRING.value]
-                ),
-            )
-            .values(
-                status=_Stored.PAID.value,
-                payer_account_id=transfer.debit_account_id,
-                transfer_id=transfer.id,
-                paid_at_ns=paid_at_ns,
-            )
-        )
-        if self._writer.write(lambda connection: connection.execute(update).rowcount) == 1:
+        values = {
+            "request_id": row.id,
+            "b_attempt": row.attempt,
+            "b_payer_account_id": transfer.debit_account_id,
+            "b_transfer_id": transfer.id,
+            "b_paid_at_ns": paid_at_ns,
+        }
+        if self._writer.write(lambda c: c.execute(_RECORD_PAID, values).rowcount) == 1:
             return replace(
                 row,
                 status=_Stored.PAID,
