@@ -243,11 +243,22 @@ class JournalReplay:
                             t.id,
                         )
                     )
-            else:
+            elif written in self._recent:
                 self.problem(
                     Problem(
                         "entry_inserted",
                         f"entry {written} (transfer {t.id}) appears a second time",
+                        written,
+                        t.id,
+                    )
+                )
+                return
+            else:
+                self.problem(
+                    Problem(
+                        "entry_reordered",
+                        f"entry {written} (transfer {t.id}) comes long after entry "
+                        f"{self._max_seq}: it was moved far from its place",
                         written,
                         t.id,
                     )
@@ -339,7 +350,14 @@ class JournalReplay:
 
     def _deleted(self, first: int, last: int) -> None:
         span = f"entry {first} is" if first == last else f"entries {first} to {last} are"
-        self.problem(Problem("entry_deleted", f"{span} missing from the chain: deleted", first))
+        self.problem(
+            Problem(
+                "entry_deleted",
+                f"{span} missing from the chain: deleted (or moved more than {RECENT_WINDOW} "
+                "entries away)",
+                first,
+            )
+        )
 
     def _follow_run(self, entry: JournalEntry, written: int) -> None:
         """Group entries stored at another seq than written into runs, one problem each."""

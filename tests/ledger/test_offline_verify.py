@@ -5,6 +5,7 @@ whether done with plain SQL on the database or by editing the export file."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,14 +15,31 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Engine
 
+from rollon.ledger import chart
+from rollon.ledger.accounts import LedgerCode
 from rollon.ledger.audit.errors import AuditInputError
 from rollon.ledger.audit.exports import ExportFormat, export
 from rollon.ledger.audit.journal_file import entry_record
 from rollon.ledger.audit.offline_verify import describe, main, verify_file, verify_lines
-from rollon.ledger.journal import Checkpoint, checkpoint_message, key_id, recompute_hash
+from rollon.ledger.journal import (
+    GENESIS,
+    Checkpoint,
+    Recorded,
+    chain,
+    checkpoint_message,
+    key_id,
+    recompute_hash,
+)
 from rollon.ledger.keys import public_key_pem
 from rollon.ledger.service import Ledger
-from rollon.ledger.verify import VerifyReport, verify_database
+from rollon.ledger.transfers import JournalEntry, Transfer, TransferCode
+from rollon.ledger.verify import (
+    MAX_PROBLEMS,
+    RECENT_WINDOW,
+    JournalReplay,
+    VerifyReport,
+    verify_database,
+)
 from tests.ledger.audit_books import (
     Books,
     build_books,
@@ -34,7 +52,7 @@ from tests.ledger.audit_books import (
     sql_rewrite_with_new_hash,
     sql_swap,
 )
-from tests.ledger.builders import ManualClock
+from tests.ledger.builders import START_NS, ManualClock
 
 PAYMENT_SEQ = 9  # build_books: the first payment, in the middle of the journal
 
@@ -366,3 +384,64 @@ def test_command_line_exit_codes(
     assert main([str(tmp_path / "missing.jsonl")]) == 2
     assert main([str(good), "--public-key", str(garbage)]) == 2
     assert "public_key_unreadable" in capsys.readouterr().err
+
+
+# -- long journals: the bounded window ----------------------------------------------------------
+LONG = 3 * RECENT_WINDOW
+
+
+def long_journal(
+    count: int = LONG,
+) -> tuple[list[JournalEntry], dict[UUID, tuple[LedgerCode, bool]]]:
+    """`count` issuances of one centime to one member, chained as the ledger chains them."""
+    member = uuid4()
+    recorded = [
+        Recorded(
+            timestamp_ns=START_NS + i,
+            transfer=Transfer(
+                uuid4(), chart.ISSUANCE.id, member, 1, LedgerCode.RLN, TransferCode.ISSUANCE
+            ),
+            expires_at_ns=None,
+            debit_balance_after=-i,
+            credit_balance_after=i,
+        )
+        for i in range(1, count + 1)
+    ]
+    entries, _ = chain(GENESIS, recorded)
+    ledgers = {chart.ISSUANCE.id: (LedgerCode.RLN, False), member: (LedgerCode.RLN, True)}
+    return entries, ledgers
+
+
+def replay(
+    entries: list[JournalEntry], ledgers: dict[UUID, tuple[LedgerCode, bool]]
+) -> VerifyReport:
+    checker = JournalReplay(ledgers, [], [])
+    for entry in entries:
+        checker.feed(entry)
+    return checker.finish()
+
+
+def test_long_journal_verifies_and_names_a_deletion_past_the_window() -> None:
+    entries, ledgers = long_journal()
+    assert replay(entries, ledgers).ok
+    gone = entries.pop(100)
+    report = replay(entries, ledgers)
+    assert named(report, "entry_deleted", gone.seq)
+
+
+def test_an_entry_moved_far_is_named_where_it_reappears() -> None:
+    entries, ledgers = long_journal()
+    moved = entries.pop(100)
+    entries.append(moved)
+    report = replay(entries, ledgers)
+    assert named(report, "entry_reordered", moved.seq, moved.transfer.id)
+
+
+def test_a_journal_broken_everywhere_is_reported_in_bounded_time() -> None:
+    entries, ledgers = long_journal()
+    broken = [replace(e, transfer=replace(e.transfer, memo="x")) for e in entries]
+    started = time.perf_counter()
+    report = replay(broken, ledgers)
+    assert time.perf_counter() - started < 30
+    assert report.truncated and len(report.problems) == MAX_PROBLEMS
+    assert all(p.kind == "entry_edited" for p in report.problems)
