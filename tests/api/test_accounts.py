@@ -11,6 +11,12 @@ from tests.api.conftest import Api
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+def api(module_api: Api) -> Api:
+    """These tests make their own accounts and tokens: one app per module serves them all."""
+    return module_api
+
+
 @pytest.mark.parametrize("kind", ["member", "merchant", "exchange_point"])
 async def test_open_an_account_of_each_kind(api: Api, kind: str) -> None:
     answer = await api.client.post(

@@ -18,6 +18,12 @@ from tests.api.conftest import Api, bearer, make_settings, started
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+def api(module_api: Api) -> Api:
+    """These tests make their own accounts and tokens: one app per module serves them all."""
+    return module_api
+
+
 async def test_token_is_shown_once_and_stored_only_as_a_hash(api: Api) -> None:
     alice, _ = await api.holder()
     answer = await api.client.post(

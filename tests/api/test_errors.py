@@ -15,6 +15,12 @@ from tests.api.conftest import Api
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+def api(module_api: Api) -> Api:
+    """These tests make their own accounts and tokens: one app per module serves them all."""
+    return module_api
+
+
 def test_every_ledger_result_has_an_http_status() -> None:
     for result in Result:
         if result in SUCCESSES:

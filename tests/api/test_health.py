@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -47,13 +48,18 @@ async def test_metrics_count_requests_transfers_batches_and_refusals(api: Api, p
     too_much = {**ok, "amount": 5_000}
     assert (await api.client.post("/v1/transfers", json=too_much, headers=token)).status_code == 422
 
-    answer = await api.client.get(path)
+    # The ledger reports a batch right after answering it: give the report a moment.
+    for _ in range(100):
+        answer = await api.client.get(path)
+        if 'code="insufficient_funds"} 1.0' in answer.text:
+            break
+        await asyncio.sleep(0.01)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     text = answer.text
     # Issuance legs (2) and the payment were committed; one transfer was refused.
     assert "rollon_transfers_committed_total 3.0" in text
-    assert 'rollon_transfers_rejected_total{code="insufficient_funds"} 1.0' in text
+    assert 'rollon_transfers_rejected_total{code="insufficient_funds"} 1.0' in text, text
     assert "rollon_batch_transfers_count" in text
     assert "rollon_batch_requests_bucket" in text
     assert (

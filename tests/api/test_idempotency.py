@@ -15,6 +15,12 @@ from tests.api.conftest import Api, bearer, make_settings, started
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+def api(module_api: Api) -> Api:
+    """These tests make their own accounts and tokens: one app per module serves them all."""
+    return module_api
+
+
 async def _setup(api: Api, balance: int = 10_000) -> tuple[dict[str, str], dict[str, object]]:
     alice, token = await api.holder(balance=balance)
     bob, _ = await api.holder()

@@ -12,6 +12,12 @@ from tests.api.conftest import Api
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+def api(module_api: Api) -> Api:
+    """These tests make their own accounts and tokens: one app per module serves them all."""
+    return module_api
+
+
 async def test_member_pays_merchant_and_both_see_it(api: Api) -> None:
     alice, alice_token = await api.holder(balance=10_000)
     shop, shop_token = await api.holder("merchant")
