@@ -45,6 +45,8 @@ from rollon.ledger.storage import create_engine
 
 @dataclass(frozen=True)
 class Settings:
+    """How big a run is: full (100k and 1M) or quick (CI's smoke mode)."""
+
     sizes: Sequence[int]  # journal sizes measured, ascending
     accounts: int
     trial_balance_samples: int
@@ -101,6 +103,7 @@ print(json.dumps({
 
 
 def measure_task(url: str, pem: str, task: str, journal_path: Path) -> dict[str, Any]:
+    """Run one audit task in a fresh interpreter; its seconds and memory, as it printed."""
     completed = subprocess.run(
         [sys.executable, "-c", _TASK_SCRIPT, url, pem, task, str(journal_path)],
         capture_output=True,
@@ -262,6 +265,7 @@ def _label(size: int) -> str:
 def measure_database(
     database: Database, settings: Settings, result: SuiteResult, prefix: str, workdir: Path
 ) -> None:
+    """Grow one journal through the ledger to each size and measure every task there."""
     key = Ed25519PrivateKey.generate()
     pem = public_key_pem(key.public_key())
     engine = create_engine(database.url)

@@ -118,6 +118,7 @@ class TrialBalanceOut(BaseModel):
 async def get_trial_balance(
     state: StateDep, _: Annotated[Principal, _AUDITORS], at: AtQuery = None
 ) -> TrialBalanceOut:
+    """Every account's balance now or at a past moment, with each ledger's total."""
     at_ns = _moment(at)
 
     def read() -> TrialBalanceOut:
@@ -160,6 +161,7 @@ class BalanceAtOut(BaseModel):
 async def get_balance_at(
     account_id: UUID, state: StateDep, _: Annotated[Principal, _AUDITORS], at: AtQuery = None
 ) -> BalanceAtOut:
+    """One account's posted balance now or at a past moment."""
     at_ns = _moment(at)
 
     def read() -> BalanceAtOut:
@@ -205,6 +207,9 @@ class VerifyOut(BaseModel):
     },
 )
 async def get_verify(state: StateDep, _: Annotated[Principal, _AUDITORS]) -> VerifyOut:
+    """Recompute the hash chain, check the signed checkpoints, replay every balance
+    and check the invariants. `ok` is true only when everything holds."""
+
     def run() -> VerifyOut:
         if not _VERIFYING.acquire(blocking=False):
             raise ProblemError(
@@ -267,6 +272,8 @@ async def get_export(
     to: Annotated[datetime | None, Query(description="End of the period (excluded)")] = None,
     separator: Annotated[Literal["tab", "pipe"], Query(description="FEC column separator")] = "tab",
 ) -> StreamingResponse:
+    """The books for a period, streamed: FEC, CSV, Beancount, or the whole journal
+    for offline verification (`python -m rollon.ledger.audit.offline_verify`)."""
     try:
         period = Period(_moment(from_), _moment(to))
         chunks: Iterator[str] = export(
@@ -306,6 +313,7 @@ class CoverageOut(BaseModel):
 async def get_reconciliation(
     state: StateDep, _: Annotated[Principal, _AUDITORS], at: AtQuery = None
 ) -> CoverageOut:
+    """RolloN in circulation against the reserve, now or at a past moment."""
     at_ns = _moment(at)
 
     def read() -> CoverageOut:
@@ -506,6 +514,8 @@ async def post_bank_statement(
     _: Annotated[Principal, _AUDITORS],
     tolerance_days: ToleranceQuery = 3,
 ) -> JSONResponse:
+    """Import a CAMT.053 or CSV statement of the guarantee fund's account (as the
+    body, or a multipart `file`), keep it, and reconcile it with the ledger."""
     data = await _upload(request)
 
     def work() -> tuple[StatementOut, bool]:
@@ -541,6 +551,8 @@ async def get_bank_statements(
     _: Annotated[Principal, _AUDITORS],
     limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 100,
 ) -> list[StatementSummaryOut]:
+    """The imported statements, newest period first."""
+
     def read() -> list[StatementSummaryOut]:
         with state.engine.connect() as connection:
             found = list_statements(connection, limit)
@@ -573,6 +585,8 @@ async def get_bank_statement(
     _: Annotated[Principal, _AUDITORS],
     tolerance_days: ToleranceQuery = 3,
 ) -> StatementOut:
+    """A stored statement, reconciled against the books as they are now."""
+
     def read() -> StatementOut:
         with read_snapshot(state.engine) as connection:
             stored = load_statement(connection, statement_id)
@@ -645,6 +659,8 @@ async def get_closing(
     day: Annotated[date, Query(alias="date", description="The local day, YYYY-MM-DD")],
     exchange_point_id: UUID | None = None,
 ) -> list[ClosingOut]:
+    """For one local day, each exchange point's RolloN handed out against the euros
+    its till should hold. An operator sees its own counter."""
     if principal.role is Role.OPERATOR:
         if exchange_point_id not in (None, principal.account_id):
             raise ProblemError(
@@ -679,6 +695,8 @@ def _monthly(state: AppState, month: str) -> MonthlyReport:
 async def get_monthly_report(
     state: StateDep, _: Annotated[Principal, _AUDITORS], month: MonthQuery
 ) -> JSONResponse:
+    """A month's issuances, reconversions, payments, transfers, active accounts,
+    circulation and reserve (amounts in centimes)."""
     report = await run_in_threadpool(_monthly, state, month)
     return JSONResponse(report_json(report))
 
@@ -692,5 +710,6 @@ async def get_monthly_report(
 async def get_monthly_chart(
     state: StateDep, _: Annotated[Principal, _AUDITORS], month: MonthQuery
 ) -> Response:
+    """Circulation and reserve at the end of each day of the month, as SVG."""
     report = await run_in_threadpool(_monthly, state, month)
     return Response(report_chart_svg(report), media_type="image/svg+xml")

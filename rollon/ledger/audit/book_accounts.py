@@ -26,6 +26,8 @@ from rollon.ledger.transfers import JournalEntry, TransferFlag
 
 @dataclass(frozen=True, slots=True)
 class BookAccount:
+    """One ledger account's names in the accounting files."""
+
     number: str  # FEC CompteNum
     label: str  # FEC CompteLib
     aux_number: str  # FEC CompAuxNum, "" for a general account

@@ -19,6 +19,8 @@ _GRID_LINES = 5
 
 @dataclass(frozen=True, slots=True)
 class Series:
+    """One line of the chart."""
+
     label: str
     color: str  # an SVG colour, e.g. "#1f77b4"
     values: Sequence[int]  # centimes, one per day

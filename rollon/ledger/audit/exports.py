@@ -26,6 +26,8 @@ WHOLE_JOURNAL = Period()
 
 
 class ExportFormat(StrEnum):
+    """The export formats, by the name clients give."""
+
     FEC = "fec"
     CSV = "csv"
     BEANCOUNT = "beancount"
@@ -47,6 +49,7 @@ FILE_SUFFIXES = {
 
 
 def parse_format(text: str) -> ExportFormat:
+    """A format from its name, in any case; refused with `unknown_format` otherwise."""
     try:
         return ExportFormat(text.strip().lower())
     except ValueError:

@@ -76,6 +76,7 @@ def fec_amount(centimes: int) -> str:
 
 
 def fec_date(day: date) -> str:
+    """A day as the FEC writes it: AAAAMMJJ."""
     return day.strftime("%Y%m%d")
 
 

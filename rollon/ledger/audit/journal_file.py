@@ -51,6 +51,7 @@ def _line(record: dict[str, Any]) -> str:
 
 
 def account_record(account: Account) -> dict[str, Any]:
+    """The `account` record of the export."""
     return {
         "record": "account",
         "id": str(account.id),
@@ -68,6 +69,7 @@ def account_record(account: Account) -> dict[str, Any]:
 
 
 def entry_record(entry: JournalEntry) -> dict[str, Any]:
+    """The `entry` record of the export: every field its hash covers."""
     t = entry.transfer
     return {
         "record": "entry",
@@ -172,12 +174,16 @@ def bounded_lines(handle: TextIO) -> Iterator[str]:
 
 @dataclass(frozen=True, slots=True)
 class Header:
+    """What the export's first record says."""
+
     exported_at_ns: int
     public_keys: Sequence[Ed25519PublicKey]
 
 
 @dataclass(frozen=True, slots=True)
 class Trailer:
+    """What the export's last record counts."""
+
     accounts: int
     checkpoints: int
     entries: int

@@ -104,6 +104,8 @@ class BankMovement:
 
 @dataclass(frozen=True, slots=True)
 class Match:
+    """A statement line paired with the ledger transfer it books."""
+
     line: StatementLine
     movement: BankMovement
     by: Literal["reference", "amount_and_date"]
@@ -115,6 +117,8 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class ExplanationItem:
+    """One reason the statement's total and the ledger's differ, with its amount."""
+
     kind: str
     description: str
     amount: int  # what it adds to the difference (statement total less ledger total)
@@ -144,6 +148,8 @@ class FundBalance:
 
 @dataclass(frozen=True, slots=True)
 class StatementReconciliation:
+    """A statement against the ledger: pairs, leftovers on each side, the explanation."""
+
     statement: Statement
     matched: Sequence[Match]
     unmatched_lines: Sequence[StatementLine]

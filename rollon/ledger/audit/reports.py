@@ -53,6 +53,8 @@ class CounterIssuance:
 
 @dataclass(slots=True)
 class ExchangePointClosing:
+    """One exchange point's day: what it handed out and what its till should hold."""
+
     exchange_point_id: UUID
     name: str
     day: date
@@ -163,6 +165,8 @@ def _count(
 # -- monthly activity -------------------------------------------------------------------------
 @dataclass(slots=True)
 class Tally:
+    """A count of movements and their value in centimes."""
+
     count: int = 0
     value: int = 0
 
@@ -173,6 +177,8 @@ class Tally:
 
 @dataclass(frozen=True, slots=True)
 class DailyPoint:
+    """Circulation and reserve at the end of one local day."""
+
     day: date
     circulation: int
     reserve: int
@@ -180,6 +186,8 @@ class DailyPoint:
 
 @dataclass(slots=True)
 class MonthlyReport:
+    """A month's activity: flows by kind, active accounts, circulation and reserve."""
+
     month: str  # YYYY-MM
     from_ns: int
     to_ns: int

@@ -20,6 +20,8 @@ _INSERT_CHUNK = 1_000
 
 @dataclass(frozen=True, slots=True)
 class StoredStatement:
+    """A statement as kept: its id, the SHA-256 of the uploaded file, when it came."""
+
     id: UUID
     file_sha256: str
     imported_at_ns: int
@@ -27,6 +29,7 @@ class StoredStatement:
 
 
 def file_digest(data: bytes) -> str:
+    """The hex SHA-256 of an uploaded file: the same file is one statement."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -85,6 +88,7 @@ def _line_row(statement_id: UUID, line: StatementLine) -> dict[str, object]:
 
 
 def load_by_digest(engine: Engine, digest: str) -> StoredStatement | None:
+    """The statement uploaded as the file with this digest, if any."""
     with engine.connect() as connection:
         return _find(connection, digest)
 
@@ -97,6 +101,7 @@ def _find(connection: Connection, digest: str) -> StoredStatement | None:
 
 
 def load_statement(connection: Connection, statement_id: UUID) -> StoredStatement | None:
+    """A stored statement with its lines, or None."""
     row = connection.execute(
         sa.select(bank_statements).where(bank_statements.c.id == statement_id)
     ).first()
@@ -133,6 +138,8 @@ def load_statement(connection: Connection, statement_id: UUID) -> StoredStatemen
 
 @dataclass(frozen=True, slots=True)
 class StatementSummary:
+    """A stored statement without its lines, for listings."""
+
     id: UUID
     source_format: str
     statement_ref: str

@@ -60,6 +60,8 @@ class StatementLine:
 
 @dataclass(frozen=True, slots=True)
 class Statement:
+    """One statement of one account: its period, balances (CAMT only) and booked lines."""
+
     source_format: SourceFormat
     statement_ref: str
     account_iban: str
