@@ -22,7 +22,7 @@ _DEEP = os.environ.get("ROLLON_LEDGER_HYPOTHESIS", "") == "deep"
 
 # Pure properties: cheap, so many examples. Database properties: one real commit per step.
 PURE_PROPERTIES = settings(
-    max_examples=2_000 if _DEEP else 250,
+    max_examples=2_000 if _DEEP else 150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
