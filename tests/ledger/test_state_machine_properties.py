@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from uuid import UUID, uuid5
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rollon.ledger.accounts import Balances, LedgerCode
 from rollon.ledger.verify import JournalReplay
+from tests.ledger.budgets import PURE_PROPERTIES
 from tests.ledger.builders import NS_PER_S, START_NS, balances, transfer
-from tests.ledger.conftest import PURE_PROPERTIES
 from tests.ledger.memory_store import MemoryStore
 from tests.ledger.reference_model import Model, ModelAccount
 from tests.ledger.workloads import Cast, WorkloadDrawer
@@ -98,7 +98,7 @@ def test_random_batches_agree_with_the_reference_model(data: st.DataObject) -> N
         assert_invariants(store)
 
 
-@PURE_PROPERTIES
+@settings(PURE_PROPERTIES, max_examples=max(10, PURE_PROPERTIES.max_examples // 3))
 @given(st.data())
 def test_splitting_a_batch_into_requests_does_not_change_results(data: st.DataObject) -> None:
     """The hot path may cut the queue into batches anywhere between requests: at one moment,
