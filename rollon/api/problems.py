@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from rollon.ledger.hot_path import LedgerHalted, LedgerOverloaded, StorageUnavailable
 from rollon.ledger.transfers import Result
@@ -232,6 +233,20 @@ _UNAVAILABLE: dict[type[Exception], tuple[str, str]] = {
 }
 
 
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path. (The router alone names only the first
+    route whose path matched, and routes often share a path: GET and POST /v1/merchants.)"""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method, "fastapi": {}}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def _not_json(request: Request) -> bool:
     """True when the request names a body type that is not JSON."""
     content_type = request.headers.get("content-type")
@@ -254,11 +269,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = error.detail if isinstance(error.detail, str) else title
         if error.status_code == 404 and detail == "Not Found":
             detail = f"no such resource: {request.url.path}"
+        headers = dict(getattr(error, "headers", None) or {})
         if error.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
-        problem = ProblemError(
-            error.status_code, code, title, detail, headers=getattr(error, "headers", None)
-        )
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        problem = ProblemError(error.status_code, code, title, detail, headers=headers)
         return problem_response(problem, request.url.path)
 
     async def on_validation(request: Request, error: Exception) -> Response:

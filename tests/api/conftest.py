@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
 from rollon.api.app import create_app
 from rollon.api.settings import Settings
@@ -116,16 +117,16 @@ class Api:
         return value or 0.0
 
 
-def assert_books_sound(state: AppState, key_file: Path) -> None:
+def assert_books_sound(engine: Engine, key_file: Path) -> None:
     """The DESIGN's invariants and the journal's own verification."""
-    with state.engine.connect() as connection:
+    with engine.connect() as connection:
         books = trial_balance(connection)
     assert books.total(LedgerCode.RLN) == 0
     assert books.total(LedgerCode.EUR) == 0
     balances = {line.account_id: line.balance for line in books.lines}
     assert balances[chart.RESERVE.id] == -balances[chart.ISSUANCE.id]
     assert all(line.balance >= 0 for line in books.lines if line.kind != "system")
-    report = verify_database(state.engine, [load_signing_key(key_file).public_key()])
+    report = verify_database(engine, [load_signing_key(key_file).public_key()])
     assert report.ok, report.problems
 
 
@@ -155,7 +156,7 @@ async def started(settings: Settings) -> AsyncIterator[Api]:
             api = Api(app=app, client=client, admin=bearer(admin_secret))
             yield api
             assert api.internal_errors() == 0, "a request reached the last-resort handler"
-        assert_books_sound(state, settings.signing_key_file)
+        assert_books_sound(state.engine, settings.signing_key_file)
 
 
 @pytest.fixture

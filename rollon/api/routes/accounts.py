@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from rollon.api.auth import Principal, Role, check_account_access, require_roles
 from rollon.api.fields import RequestModel, from_ns
-from rollon.api.problems import PROBLEM_RESPONSES, ProblemError
+from rollon.api.problems import PROBLEM_RESPONSES, Problem, ProblemError
 from rollon.api.state import StateDep
 from rollon.ledger.accounts import Account, AccountKind, LedgerCode
 from rollon.ledger.queries import get_account, history
@@ -105,7 +105,17 @@ class HistoryPage(BaseModel):
     )
 
 
-@router.post("/accounts", status_code=201, summary="Open an account (zero balance)")
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such account (`account_not_found`)"}
+}
+
+
+@router.post(
+    "/accounts",
+    status_code=201,
+    summary="Open an account (zero balance)",
+    responses={409: {"model": Problem, "description": "The id is taken (`account_exists`)"}},
+)
 def open_account(
     body: AccountIn,
     state: StateDep,
@@ -132,7 +142,7 @@ def _account(state: StateDep, account_id: UUID) -> Account:
     return account
 
 
-@router.get("/accounts/{account_id}", summary="An account and its balance")
+@router.get("/accounts/{account_id}", summary="An account and its balance", responses=_NOT_FOUND)
 def read_account(
     account_id: UUID,
     state: StateDep,
@@ -142,7 +152,9 @@ def read_account(
     return AccountOut.of(_account(state, account_id))
 
 
-@router.get("/accounts/{account_id}/transfers", summary="History, newest first")
+@router.get(
+    "/accounts/{account_id}/transfers", summary="History, newest first", responses=_NOT_FOUND
+)
 def account_history(
     account_id: UUID,
     state: StateDep,

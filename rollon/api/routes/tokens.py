@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rollon.api.auth import Principal, Role, require_roles
 from rollon.api.fields import RequestModel, from_ns
-from rollon.api.problems import PROBLEM_RESPONSES, ProblemError
+from rollon.api.problems import PROBLEM_RESPONSES, Problem, ProblemError
 from rollon.api.schema import MAX_TOKEN_NAME_LENGTH
 from rollon.api.state import StateDep
 from rollon.api.token_store import TokenError, TokenRecord, create_token, revoke_token
@@ -74,7 +74,15 @@ class Caller(BaseModel):
     name: str
 
 
-@router.post("/tokens", status_code=201, summary="Create a token (shown once)")
+@router.post(
+    "/tokens",
+    status_code=201,
+    summary="Create a token (shown once)",
+    responses={
+        404: {"model": Problem, "description": "No such account (`account_not_found`)"},
+        409: {"model": Problem, "description": "The account is closed (`account_closed`)"},
+    },
+)
 def post_token(
     body: TokenIn,
     state: StateDep,
@@ -88,7 +96,21 @@ def post_token(
     return NewToken(**TokenOut.of(record).model_dump(), token=secret)
 
 
-@router.delete("/tokens/{token_id}", summary="Revoke a token for good")
+@router.get("/tokens/self", summary="Who am I? (the calling token)")
+async def get_self(principal: Annotated[Principal, Depends(require_roles(*Role))]) -> Caller:
+    return Caller(
+        token_id=principal.token_id,
+        role=principal.role,
+        account_id=principal.account_id,
+        name=principal.name,
+    )
+
+
+@router.delete(
+    "/tokens/{token_id:uuid}",
+    summary="Revoke a token for good",
+    responses={404: {"model": Problem, "description": "No such token (`token_not_found`)"}},
+)
 async def delete_token(
     token_id: UUID,
     state: StateDep,
@@ -101,13 +123,3 @@ async def delete_token(
         raise ProblemError(404, "token_not_found", "Token not found", f"no token {token_id}")
     state.authenticator.forget_all()
     return TokenOut.of(record)
-
-
-@router.get("/tokens/self", summary="Who am I? (the calling token)")
-async def get_self(principal: Annotated[Principal, Depends(require_roles(*Role))]) -> Caller:
-    return Caller(
-        token_id=principal.token_id,
-        role=principal.role,
-        account_id=principal.account_id,
-        name=principal.name,
-    )
