@@ -15,6 +15,7 @@ SUITES: dict[str, str] = {
     "core": "benchmarks.core:run",
     "audit": "benchmarks.audit:run",
     "merchants": "benchmarks.merchants:run",
+    "http": "benchmarks.http:run",
 }
 
 
