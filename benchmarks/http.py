@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from fastapi import FastAPI
 
 from benchmarks.suite import SuiteResult, median, percentile
 from rollon.ledger.storage import create_engine, normalize_url
@@ -65,11 +66,10 @@ QUICK = Plan(repetitions=2, duration_s=2.0, warmup_s=0.5)
 
 
 # -- the servers --------------------------------------------------------------------------------
-def bare_app() -> object:
+def bare_app() -> FastAPI:
     """The ceiling: FastAPI parsing the same body into a model, answering 201 with JSON."""
     from uuid import UUID
 
-    from fastapi import FastAPI
     from pydantic import BaseModel
 
     class TransferIn(BaseModel):
@@ -99,6 +99,7 @@ def serve(kind: str, url: str, port: int, key_file: Path) -> None:
     """Run one server in this process until it is told to stop."""
     import uvicorn
 
+    app: FastAPI
     if kind == "bare":
         app = bare_app()
     else:
