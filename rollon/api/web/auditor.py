@@ -1,11 +1,13 @@
 """The auditors' pages (auditor and admin tokens): the trial balance and the guarantee fund's
 coverage, now or at a past moment (`/audit`); the journal's verification
 (`POST /audit/verify`); exports to download (`/audit/export`); the monthly activity report
-with its chart (`/audit/report`).
+with its chart (`/audit/report`); the fund's bank statements, imported and reconciled
+against the books (`/audit/statements`).
 
-Read-only: every figure comes from the ledger's own readers (`queries.trial_balance`,
-`audit.reconciliation.reserve_coverage`, `verify.verify_database`, `audit.exports.export`,
-`audit.reports.monthly_report`), the ones the CLI and the API use.
+Nothing here moves money: every figure comes from the ledger's own readers
+(`queries.trial_balance`, `audit.reconciliation`, `verify.verify_database`,
+`audit.exports.export`, `audit.reports`, `audit.statement_store`), the ones the CLI and
+`/v1/audit` use.
 """
 
 from __future__ import annotations
@@ -15,19 +17,26 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Final
+from uuid import UUID
 
 from fastapi import APIRouter, Depends
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
-from starlette.responses import Response, StreamingResponse
+from starlette.datastructures import UploadFile
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from rollon.api.token_store import Role
 from rollon.api.web.forms import Form
-from rollon.api.web.rendering import LOCAL_ZONE, Page, WebRoute, signed_in
+from rollon.api.web.rendering import LOCAL_ZONE, Page, WebError, WebRoute, signed_in
 from rollon.ledger.accounts import AccountKind, LedgerCode
 from rollon.ledger.audit.errors import AuditInputError
 from rollon.ledger.audit.exports import FILE_SUFFIXES, MEDIA_TYPES, ExportFormat, export
 from rollon.ledger.audit.local_time import day_start_ns, to_ns
-from rollon.ledger.audit.reconciliation import Coverage, reserve_coverage
+from rollon.ledger.audit.reconciliation import (
+    Coverage,
+    StatementReconciliation,
+    reconcile_statement,
+    reserve_coverage,
+)
 from rollon.ledger.audit.reports import (
     MonthlyReport,
     monthly_report,
@@ -35,6 +44,14 @@ from rollon.ledger.audit.reports import (
     report_chart_svg,
 )
 from rollon.ledger.audit.snapshot import Period, read_snapshot
+from rollon.ledger.audit.statement_store import (
+    StatementSummary,
+    StoredStatement,
+    list_statements,
+    load_statement,
+    store_statement,
+)
+from rollon.ledger.audit.statements import parse_statement
 from rollon.ledger.queries import TrialBalance, trial_balance
 from rollon.ledger.verify import VerifyReport, verify_database
 
@@ -243,3 +260,73 @@ async def report_chart(page: AuditPage) -> Response:
         return Response(status_code=404)
     monthly = await run_in_threadpool(_report, page, month)
     return Response(report_chart_svg(monthly), media_type="image/svg+xml")
+
+
+# -- bank statements ---------------------------------------------------------------------------
+STATEMENTS_LISTED: Final = 20
+
+
+def _statements(page: Page) -> list[StatementSummary]:
+    with page.state.engine.connect() as connection:
+        return list_statements(connection, limit=STATEMENTS_LISTED)
+
+
+async def _statements_page(page: Page, *, error: str | None = None, status: int = 200) -> Response:
+    statements = await run_in_threadpool(_statements, page)
+    return page.render(
+        "audit_statements.html",
+        status=status,
+        statements=statements,
+        error=error,
+        max_kb=page.state.settings.max_body_bytes // 1024,
+        switch_path="/audit/statements",
+    )
+
+
+@router.get("/audit/statements")
+async def statements(page: AuditPage) -> Response:
+    return await _statements_page(page)
+
+
+@router.post("/audit/statements")
+async def import_statement(page: AuditPage) -> Response:
+    """Import a statement (CAMT.053 or CSV) of the fund's bank account, then show it
+    reconciled. The file is refused, with its reason, if it does not read as a statement."""
+    upload = (await page.request.form()).get("file")
+    data = await upload.read() if isinstance(upload, UploadFile) else b""
+    if not data:
+        return await _statements_page(page, error=page.t("error.required"), status=422)
+    try:
+        statement = await run_in_threadpool(parse_statement, data)
+    except AuditInputError as error:
+        message = page.t.error(error.code, str(error))
+        if error.line is not None and page.t.has(f"error.{error.code}"):
+            # Our own words lack the line; the service's own message already names it.
+            message = page.t("audit.statement_line", line=error.line, message=message)
+        return await _statements_page(page, error=message, status=422)
+    stored, _ = await run_in_threadpool(
+        store_statement, page.state.engine, data, statement, time.time_ns()
+    )
+    return RedirectResponse(f"/audit/statements/{stored.id}", status_code=303)
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    stored: StoredStatement
+    result: StatementReconciliation
+
+
+def _reconciled(page: Page, statement_id: UUID) -> Reconciled | None:
+    with read_snapshot(page.state.engine) as connection:
+        stored = load_statement(connection, statement_id)
+        if stored is None:
+            return None
+        return Reconciled(stored, reconcile_statement(connection, stored.statement))
+
+
+@router.get("/audit/statements/{statement_id}")
+async def statement(page: AuditPage, statement_id: UUID) -> Response:
+    reconciled = await run_in_threadpool(_reconciled, page, statement_id)
+    if reconciled is None:
+        raise WebError(404, "error.statement_not_found")
+    return page.render("audit_statement.html", stored=reconciled.stored, result=reconciled.result)

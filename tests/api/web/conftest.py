@@ -116,6 +116,8 @@ class Site(Books):
     client: httpx.AsyncClient
 
     async def sign_in(self, token: str) -> httpx.Response:
+        """Sign in with `token`, as a browser that had no session before."""
+        self.client.cookies.clear()
         form = await self.client.get("/sign-in")
         return await self.client.post(
             "/sign-in", data={"csrf_token": csrf_of(form.text), "token": token}
@@ -131,7 +133,7 @@ async def site(settings: Settings) -> AsyncIterator[Site]:
             running = Site(app=app, client=client)
             yield running
             assert running.internal_errors() == 0, "a page failed with an internal error"
-        assert_books_sound(running.state, settings.signing_key_file)
+        assert_books_sound(running.state.engine, settings.signing_key_file)
 
 
 # -- a real server -------------------------------------------------------------------------
@@ -166,16 +168,17 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     try:
         yield live
         assert live.internal_errors() == 0, "a page failed with an internal error"
-        assert_books_sound(live.state, settings.signing_key_file)
+        assert_books_sound(live.state.engine, settings.signing_key_file)
     finally:
         server.should_exit = True
         thread.join(timeout=20)
 
 
 # -- the browser -----------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium, launched once for the session."""
+    """Headless Chromium, launched once per module: Playwright's sync API keeps an event
+    loop of its own running meanwhile, which the async (anyio) tests must not meet."""
     if not CHROMIUM.exists():
         message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
         if IN_CI:

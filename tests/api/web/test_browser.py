@@ -120,7 +120,7 @@ def test_a_merchant_refunds_part_of_a_payment(phone: Any, live_server: LiveServe
     page.fill("#f-amount", "5")
     page.click("button >> text=Rembourser")
     page.wait_for_selector(".notice")
-    assert page.inner_text(".notice") == "5,00\u202fRolloN remboursés."
+    assert page.inner_text(".notice") == "5,00 RolloN remboursés."
     assert "remboursé en partie" in page.inner_text(f"[data-payment='{request.id}']")
     shot(page, "11-till-refunded")
     assert live_server.balance(alice) == 3_500
