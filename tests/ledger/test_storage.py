@@ -1,0 +1,193 @@
+"""Storage on real SQLite and PostgreSQL: durability settings, the snapshot a batch is decided
+on, the guarded write that refuses a stale decision, and the schema's last-line checks."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from rollon.ledger import chart
+from rollon.ledger.journal import GENESIS
+from rollon.ledger.schema import accounts, journal_head
+from rollon.ledger.service import Ledger
+from rollon.ledger.state_machine import execute
+from rollon.ledger.storage import (
+    LedgerCorrupted,
+    create_engine,
+    load_snapshot,
+    lock_head,
+    normalize_url,
+    write_outcome,
+    write_transaction,
+)
+from rollon.ledger.transfers import Result, Transfer, TransferFlag
+from tests.ledger.builders import START_NS, assert_books_sound, balance_of, member, transfer
+
+F = TransferFlag
+
+
+def test_normalize_url_points_postgres_at_psycopg_3() -> None:
+    assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_sqlite_is_durable_wal_with_full_sync(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/durable.db")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1_000
+    finally:
+        engine.dispose()
+
+
+def test_postgres_commits_synchronously(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+
+
+def _decide(
+    engine: Engine, requests: list[list[Transfer]], now_ns: int = 10**18
+) -> tuple[object, object]:
+    with write_transaction(engine) as connection:
+        head = lock_head(connection)
+        snapshot = load_snapshot(connection, head, requests, now_ns)
+        return head, execute(snapshot, requests)
+
+
+def test_snapshot_holds_what_the_batch_names(engine: Engine, ledger: Ledger) -> None:
+    payer = member(ledger, "Payer", funded=1_000)
+    payee = member(ledger, "Payee")
+    done = transfer(payer.id, payee.id, 10)
+    pending = transfer(payer.id, payee.id, 20, flags=F.PENDING)
+    refused = transfer(payer.id, payee.id, 5_000)
+    assert ledger.submit([done]) == [Result.OK]
+    assert ledger.submit([pending]) == [Result.OK]
+    assert ledger.submit([refused]) == [Result.INSUFFICIENT_FUNDS]
+    post = transfer(payer.id, payee.id, 20, flags=F.POST_PENDING, pending_id=pending.id)
+    batch = [[done, refused, post, transfer(payer.id, uuid4(), 1)]]
+    with write_transaction(engine) as connection:
+        head = lock_head(connection)
+        snapshot = load_snapshot(connection, head, batch, START_NS + 10**12)
+    assert set(snapshot.accounts) == {payer.id, payee.id}
+    assert snapshot.accounts[payer.id].available == 1_000 - 10 - 20
+    assert snapshot.existing == {done.id: done}
+    assert snapshot.failed == {refused.id: Result.INSUFFICIENT_FUNDS}
+    assert set(snapshot.holds) == {pending.id}
+    assert snapshot.resolved == {}
+    assert head.seq > 0 and snapshot.head == head
+
+
+def test_a_stale_decision_is_refused_by_the_guarded_write(engine: Engine, ledger: Ledger) -> None:
+    payer = member(ledger, "Payer", funded=1_000)
+    payee = member(ledger, "Payee")
+    ledger.close()  # this test is the only writer from here on
+    head, outcome = _decide(engine, [[transfer(payer.id, payee.id, 900)]])
+    # Meanwhile the payer's balance changes (here: by plain SQL, as a second writer would).
+    with engine.begin() as connection:
+        connection.execute(
+            accounts.update().where(accounts.c.id == payer.id).values(debits_posted=500)
+        )
+    stale = pytest.raises(LedgerCorrupted, match="changed under")
+    with stale, write_transaction(engine) as connection:
+        assert lock_head(connection) == head
+        write_outcome(connection, head, outcome, 10**18)  # type: ignore[arg-type]
+    assert balance_of(engine, payee.id) == 0, "nothing of the stale batch was written"
+
+
+def test_a_decision_on_a_stale_head_is_refused(engine: Engine, ledger: Ledger) -> None:
+    """Another writer appended meanwhile: the journal's unique seq refuses the batch."""
+    payer = member(ledger, "Payer", funded=1_000)
+    payee = member(ledger, "Payee")
+    head, outcome = _decide(engine, [[transfer(payer.id, payee.id, 10)]])
+    assert ledger.submit([transfer(payer.id, payee.id, 1)]) == [Result.OK]  # moves the head
+    ledger.close()
+    with pytest.raises(IntegrityError), write_transaction(engine) as connection:
+        lock_head(connection)
+        write_outcome(connection, head, outcome, 10**18)  # type: ignore[arg-type]
+    assert balance_of(engine, payee.id) == 1
+    assert_books_sound(engine)
+
+
+def test_a_head_moved_by_someone_else_is_refused(engine: Engine, ledger: Ledger) -> None:
+    payer = member(ledger, "Payer", funded=1_000)
+    payee = member(ledger, "Payee")
+    ledger.close()
+    head, outcome = _decide(engine, [[transfer(payer.id, payee.id, 10)]])
+    with engine.begin() as connection:
+        connection.execute(journal_head.update().values(seq=head.seq + 7))
+    with (
+        pytest.raises(LedgerCorrupted, match="head moved"),
+        write_transaction(engine) as connection,
+    ):
+        write_outcome(connection, head, outcome, 10**18)  # type: ignore[arg-type]
+    assert balance_of(engine, payee.id) == 0
+
+
+def test_a_missing_head_is_reported(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(journal_head.delete())
+    with pytest.raises(LedgerCorrupted, match="init"), write_transaction(engine) as connection:
+        lock_head(connection)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"debits_posted": 1},  # a member below zero
+        {"debits_pending": 1},  # money held that is not there
+        {"credits_pending": -1},
+    ],
+    ids=lambda values: next(iter(values)),
+)
+def test_the_schema_refuses_an_overdraft_even_if_code_erred(
+    engine: Engine, ledger: Ledger, values: dict[str, int]
+) -> None:
+    shop = member(ledger, "Shop")
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(accounts.update().where(accounts.c.id == shop.id).values(**values))
+
+
+def test_the_schema_refuses_a_second_resolution_of_a_hold(engine: Engine, ledger: Ledger) -> None:
+    """pending_id is unique in the journal: two writers can never both post one hold."""
+    payer = member(ledger, "Payer", funded=100)
+    pending = transfer(payer.id, chart.FEES.id, 50, flags=F.PENDING)
+    assert ledger.submit([pending]) == [Result.OK]
+    post = transfer(payer.id, chart.FEES.id, 50, flags=F.POST_PENDING, pending_id=pending.id)
+    assert ledger.submit([post]) == [Result.OK]
+    with engine.connect() as connection:
+        row = (
+            connection.execute(
+                sa.text("SELECT * FROM transfers WHERE id = :id"), {"id": _bind(engine, post.id)}
+            )
+            .mappings()
+            .one()
+        )
+    duplicate = dict(row) | {"seq": row["seq"] + 1000, "id": _bind(engine, uuid4())}
+    duplicate["timestamp_ns"] = row["timestamp_ns"] + 10**12
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                f"INSERT INTO transfers ({', '.join(duplicate)}) "
+                f"VALUES ({', '.join(':' + k for k in duplicate)})"
+            ),
+            duplicate,
+        )
+
+
+def _bind(engine: Engine, value: UUID) -> object:
+    """A UUID as the table stores it, for plain SQL (SQLite keeps 32 hex digits)."""
+    return value.hex if engine.dialect.name == "sqlite" else value
+
+
+def test_a_fresh_database_starts_at_genesis(engine: Engine) -> None:
+    with write_transaction(engine) as connection:
+        assert lock_head(connection) == GENESIS
