@@ -354,6 +354,23 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     ),
     "audit.explanation": ("Explication de l'écart", "The difference explained"),
     "audit.statement_total": ("Total du relevé", "Statement total"),
+    "audit.statement": ("Relevé {ref}", "Statement {ref}"),
+    "explain.bank_lines_not_in_ledger": (
+        "Mouvements de la banque sans virement dans le registre (frais bancaires, versement "
+        "de subventions, retrait de la part de l'association, ou émission ou virement jamais "
+        "enregistré)",
+        "Moved by the bank but recorded by no ledger transfer (bank fees, grant payments, "
+        "withdrawals of the association's share, or an issuance or payout never recorded)",
+    ),
+    "explain.ledger_transfers_not_on_statement": (
+        "Enregistrés dans le registre pendant la période, pas (encore) passés par la banque",
+        "Recorded by the ledger within the period, not booked by the bank (yet)",
+    ),
+    "explain.booked_on_another_day": (
+        "Passés par la banque dans la période, enregistrés dans le registre juste avant ou "
+        "après",
+        "Booked by the bank within the period, recorded by the ledger just before or after",
+    ),
     "audit.ledger_bank_total": ("Total du registre", "Ledger total"),
     "audit.count": ("Nombre", "Count"),
     "system.issuance": ("Émission (RolloN en circulation)", "Issuance (RolloN in circulation)"),

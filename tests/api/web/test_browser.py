@@ -15,6 +15,7 @@ import pytest
 from rollon.api.token_store import Role
 from rollon.ledger.accounts import AccountKind
 from tests.api.web.conftest import PHONE, LiveServer, shot
+from tests.merchants.conftest import FUND_IBAN
 
 pytestmark = pytest.mark.browser
 
@@ -102,6 +103,36 @@ def test_a_member_pays_the_till_and_it_turns_to_paid_by_itself(
     assert live_server.balance(shop.account_id) == 1_250
 
 
+# A camera and a QR reader for browsers without them (Chromium on Linux has no
+# BarcodeDetector): the camera films a blank canvas, the reader "sees" the payload.
+FAKE_SCANNER = """
+window.BarcodeDetector = class {
+  constructor(options) { this.formats = options.formats; }
+  async detect(source) { return [{ rawValue: window.__payloadInView }]; }
+};
+navigator.mediaDevices.getUserMedia = async () => {
+  const canvas = document.createElement("canvas");
+  canvas.getContext("2d").fillRect(0, 0, 10, 10);
+  return canvas.captureStream(5);
+};
+"""
+
+
+def test_a_member_scans_the_code_with_the_camera(phone: Any, live_server: LiveServer) -> None:
+    shop = live_server.merchant("Fromagerie Rouennaise")
+    alice = live_server.account(AccountKind.MEMBER, "Alice Martin", balance=5_000)
+    request = live_server.merchants.requests.create(shop.account_id, 870)
+    phone.add_init_script(FAKE_SCANNER)
+    page = signed_in(phone, live_server, live_server.token(Role.MEMBER, alice))
+    page.goto(f"{live_server.base_url}/wallet/pay")
+    page.evaluate("payload => { window.__payloadInView = payload; }", request.payload)
+    assert page.is_hidden("[data-scan-unsupported]")
+    page.click("text=Scanner le code QR")
+    page.wait_for_selector("[data-merchant-name]")  # scanned, then checked by itself
+    assert page.inner_text("[data-merchant-name]") == "Fromagerie Rouennaise"
+    assert "8,70" in page.inner_text("[data-pay-amount]")
+
+
 def test_a_merchant_refunds_part_of_a_payment(phone: Any, live_server: LiveServer) -> None:
     shop = live_server.merchant("Épicerie Saint-Maclou")
     alice = live_server.account(AccountKind.MEMBER, "Alice Martin", balance=5_000)
@@ -176,8 +207,11 @@ def test_an_auditor_downloads_an_export(phone: Any, live_server: LiveServer) -> 
     shot(page, "17-audit-report")
 
 
-def test_every_page_fits_a_phone(phone: Any, live_server: LiveServer) -> None:
+def test_every_page_fits_a_phone(
+    phone: Any, live_server: LiveServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """The pages the flows above do not reach, in both languages, photographed."""
+    monkeypatch.setenv("ROLLON_FUND_IBAN", FUND_IBAN)
     shop = live_server.merchant("Café des Arts", city="Caen")
     live_server.merchant("Librairie La Réserve", city="Caen")
     alice = live_server.account(AccountKind.MEMBER, "Alice Martin", balance=2_000)
@@ -242,6 +276,19 @@ def test_every_page_fits_a_phone(phone: Any, live_server: LiveServer) -> None:
         admin.goto(base + path)
         no_sideways_scroll(admin)
         shot(admin, name)
+    admin.goto(base + "/admin/settlements")
+    admin.click("text=Préparer le fichier de virements SEPA")
+    admin.wait_for_selector("[data-settlement-file]")
+    no_sideways_scroll(admin)
+    shot(admin, "33-settlement-ready")
+    statement = tmp_path / "releve.csv"
+    statement.write_text("booking_date;amount;reference\n2020-01-02;12,00;unknown transfer\n")
+    admin.goto(base + "/audit/statements")
+    admin.set_input_files("#f-file", str(statement))
+    admin.click("text=Importer et rapprocher")
+    admin.wait_for_selector("[data-reconciled]")
+    no_sideways_scroll(admin)
+    shot(admin, "34-statement")
     admin.goto(base + "/admin/merchants/new")
     admin.fill("#f-trade_name", "Ferme du Bocage")
     admin.fill("#f-legal_name", "EARL du Bocage")

@@ -51,6 +51,7 @@ BUILT_PREFIXES = (
     "settlement.status.",
     "audit.format.",
     "system.",
+    "explain.",
     "report.",
     "error.",
 )
