@@ -367,8 +367,7 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
         "Recorded by the ledger within the period, not booked by the bank (yet)",
     ),
     "explain.booked_on_another_day": (
-        "Passés par la banque dans la période, enregistrés dans le registre juste avant ou "
-        "après",
+        "Passés par la banque dans la période, enregistrés dans le registre juste avant ou après",
         "Booked by the bank within the period, recorded by the ledger just before or after",
     ),
     "audit.ledger_bank_total": ("Total du registre", "Ledger total"),

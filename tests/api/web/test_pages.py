@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 from uuid import uuid4
@@ -95,11 +94,6 @@ def test_every_value_a_template_builds_a_key_from_has_its_words() -> None:
     ]:
         for value in values:
             assert prefix + value.value in CATALOGUE, prefix + value.value
-
-
-def test_the_web_modules_parse() -> None:
-    for path in WEB.glob("*.py"):
-        ast.parse(path.read_text())
 
 
 async def test_french_by_default_english_on_request_and_kept(site: Site) -> None:

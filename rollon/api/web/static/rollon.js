@@ -26,7 +26,7 @@ function watchRequest(box) {
           credentials: "same-origin",
           cache: "no-store",
         });
-        if (response.status === 401 || response.status === 403) {
+        if (response.redirected || response.status === 401 || response.status === 403) {
           window.location.reload(); // the session ended: the page says so
           return;
         }
