@@ -56,10 +56,17 @@ def history(
 
 
 def last_seq_at(connection: Connection, at_ns: int) -> int:
-    """The sequence number of the last entry recorded at or before `at_ns` (0 if none)."""
+    """The sequence number of the last entry recorded at or before `at_ns` (0 if none).
+
+    Timestamps rise with seq (the journal's own order), so the entry with the latest
+    timestamp up to `at_ns` is the last one: one seek on the timestamp index, where
+    max(seq) over the range would read every entry before `at_ns`."""
     seq = connection.execute(
-        sa.select(sa.func.max(transfers.c.seq)).where(transfers.c.timestamp_ns <= at_ns)
-    ).scalar_one()
+        sa.select(transfers.c.seq)
+        .where(transfers.c.timestamp_ns <= at_ns)
+        .order_by(transfers.c.timestamp_ns.desc())
+        .limit(1)
+    ).scalar_one_or_none()
     return int(seq or 0)
 
 
