@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from rollon.ledger.journal import ChainHead, Checkpoint, sign_checkpoint
@@ -33,8 +33,8 @@ from rollon.ledger.state_machine import MAX_BATCH_TRANSFERS, execute
 from rollon.ledger.storage import (
     load_snapshot,
     lock_head,
+    open_writer,
     write_outcome,
-    write_transaction,
 )
 from rollon.ledger.transfers import Result, Transfer
 
@@ -184,6 +184,7 @@ class GroupCommitter:
         self._doorbells = weakref.WeakKeyDictionary()
         self._doorbells_lock = threading.Lock()
         self._to_ring: set[_LoopDoorbell] = set()  # the writer's own: loops to wake this batch
+        self._connection: Connection | None = None  # the writer's own, kept across batches
         self._thread = threading.Thread(target=self._run, name="rollon-writer", daemon=True)
         self._thread.start()
 
@@ -239,13 +240,16 @@ class GroupCommitter:
 
     # -- the writer thread --------------------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            requests, stopping = self._inbox.take(self._max_batch)
-            if requests:
-                self._commit(requests)
-                self._ring_doorbells()  # after a failure; a success rang already
-            if stopping:
-                return
+        try:
+            while True:
+                requests, stopping = self._inbox.take(self._max_batch)
+                if requests:
+                    self._commit(requests)
+                    self._ring_doorbells()  # after a failure; a success rang already
+                if stopping:
+                    return
+        finally:
+            self._drop_connection()
 
     def _ring_doorbells(self) -> None:
         for doorbell in self._to_ring:
@@ -297,13 +301,28 @@ class GroupCommitter:
                 return
 
     def _commit_once(self, batch: list[Sequence[Transfer]]) -> list[list[Result]]:
-        with write_transaction(self._engine) as connection:
-            head = lock_head(connection)
-            now_ns = self._clock_ns()
-            snapshot = load_snapshot(connection, head, batch, now_ns)
-            outcome = execute(snapshot, batch)
-            write_outcome(connection, head, outcome, now_ns, self._checkpoint(head, outcome.head))
+        # One connection across batches: a pool checkout per batch costs a round trip on
+        # PostgreSQL (its pre-ping) and more Python than a small batch's own statements.
+        if self._connection is None:
+            self._connection = open_writer(self._engine)
+        connection = self._connection
+        try:
+            with connection.begin():
+                head = lock_head(connection)
+                now_ns = self._clock_ns()
+                snapshot = load_snapshot(connection, head, batch, now_ns)
+                outcome = execute(snapshot, batch)
+                checkpoint = self._checkpoint(head, outcome.head)
+                write_outcome(connection, head, outcome, now_ns, checkpoint)
+        except BaseException:
+            self._drop_connection()  # it may be broken: the next attempt takes a fresh one
+            raise
         return outcome.results
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
     def _checkpoint(self, before: ChainHead, after: ChainHead) -> Checkpoint | None:
         """Sign the head whenever the chain crosses a multiple of `checkpoint_every`."""

@@ -85,22 +85,32 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+def open_writer(engine: Engine) -> Connection:
+    """A connection whose transactions may write the ledger (on SQLite they BEGIN IMMEDIATE).
+    The hot path keeps one across batches: begin each with `connection.begin()`, then call
+    `lock_head` first thing."""
+    connection = engine.connect()
+    connection.execution_options(rollon_write=True)
+    return connection
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that may write the ledger; call `lock_head` first thing inside it."""
-    with engine.connect() as connection:
-        connection.execution_options(rollon_write=True)
-        with connection.begin():
-            yield connection
+    with open_writer(engine) as connection, connection.begin():
+        yield connection
+
+
+_LOCK_HEAD = (
+    sa.select(journal_head.c.seq, journal_head.c.hash, journal_head.c.timestamp_ns)
+    .where(journal_head.c.id == 1)
+    .with_for_update()
+)
 
 
 def lock_head(connection: Connection) -> ChainHead:
     """Lock the journal head row: from here until commit, this transaction is the writer."""
-    row = connection.execute(
-        sa.select(journal_head.c.seq, journal_head.c.hash, journal_head.c.timestamp_ns)
-        .where(journal_head.c.id == 1)
-        .with_for_update()
-    ).one_or_none()
+    row = connection.execute(_LOCK_HEAD).one_or_none()
     if row is None:
         raise LedgerCorrupted("the journal head is missing: run `rollon init`")
     return ChainHead(seq=row.seq, hash=bytes(row.hash), timestamp_ns=row.timestamp_ns)
@@ -314,8 +324,13 @@ def _in_ids_with_array(element: _InIds, compiler: SQLCompiler, **kw: Any) -> str
 # -- one batch ------------------------------------------------------------------------------
 # Built once: building a statement per batch costs more than running it.
 _EXISTING = sa.select(transfers).where(_InIds(transfers.c.id, "ids"))
-_FAILED = sa.select(failed_transfers.c.id, failed_transfers.c.result).where(
-    _InIds(failed_transfers.c.id, "ids")
+# Which ids of a batch are committed already (result NULL) or failed before: one query, as
+# usually none is; committed ones are then read in full.
+_KNOWN = sa.union_all(
+    sa.select(transfers.c.id, sa.null().label("result")).where(_InIds(transfers.c.id, "ids")),
+    sa.select(failed_transfers.c.id, failed_transfers.c.result).where(
+        _InIds(failed_transfers.c.id, "ids")
+    ),
 )
 _HELD = sa.select(transfers, holds.c.expires_at_ns.label("hold_expires_at_ns")).join(
     holds, holds.c.transfer_id == transfers.c.id
@@ -340,13 +355,19 @@ def load_snapshot(
     """Read, under the head lock, everything the state machine needs to decide `requests`."""
     batch = [t for request in requests for t in request]
     ids = list({t.id for t in batch})
-    existing = {
-        row.id: transfer_from_row(row) for row in connection.execute(_EXISTING, {"ids": ids})
-    }
-    failed = {
-        row.id: _RESULTS.get(row.result) or Result(row.result)
-        for row in connection.execute(_FAILED, {"ids": ids})
-    }
+    committed: list[UUID] = []
+    failed: dict[UUID, Result] = {}
+    for transfer_id, result in connection.execute(_KNOWN, {"ids": ids}):
+        if result is None:
+            committed.append(transfer_id)
+        else:
+            failed[transfer_id] = _RESULTS.get(result) or Result(result)
+    existing = {}
+    if committed:
+        existing = {
+            row.id: transfer_from_row(row)
+            for row in connection.execute(_EXISTING, {"ids": committed})
+        }
     pending_ids = list({t.pending_id for t in batch if t.pending_id is not None})
     hold_rows = list(connection.execute(_DUE_HOLDS, {"now_ns": now_ns}))
     resolved: dict[UUID, Result] = {}
@@ -437,6 +458,15 @@ class _BulkWrite:
 
 
 _INSERT_ENTRIES = _BulkWrite(transfers.insert(), _TRANSFER_COLUMNS)
+_MOVE_HEAD = (
+    journal_head.update()
+    .where(journal_head.c.id == 1, journal_head.c.seq == sa.bindparam("before_seq"))
+    .values(
+        seq=sa.bindparam("new_seq"),
+        hash=sa.bindparam("new_hash"),
+        timestamp_ns=sa.bindparam("new_timestamp_ns"),
+    )
+)
 
 _GUARDED_BALANCE_UPDATE = _BulkWrite(
     accounts.update()
@@ -489,13 +519,13 @@ def write_outcome(
         _update_balances(connection, outcome)
     if outcome.head != before:
         updated = connection.execute(
-            journal_head.update()
-            .where(journal_head.c.id == 1, journal_head.c.seq == before.seq)
-            .values(
-                seq=outcome.head.seq,
-                hash=outcome.head.hash,
-                timestamp_ns=outcome.head.timestamp_ns,
-            )
+            _MOVE_HEAD,
+            {
+                "before_seq": before.seq,
+                "new_seq": outcome.head.seq,
+                "new_hash": outcome.head.hash,
+                "new_timestamp_ns": outcome.head.timestamp_ns,
+            },
         )
         if updated.rowcount != 1:
             raise LedgerCorrupted("the journal head moved while this writer held its lock")
