@@ -40,9 +40,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from benchmarks.suite import SuiteResult, median, percentile
 from rollon.ledger.storage import create_engine, normalize_url
@@ -66,27 +68,27 @@ QUICK = Plan(repetitions=2, duration_s=2.0, warmup_s=0.5)
 
 
 # -- the servers --------------------------------------------------------------------------------
+class BareTransferIn(BaseModel):
+    """The service's transfer body, as the bare endpoint takes it."""
+
+    id: UUID | None = None
+    source_id: UUID
+    destination_id: UUID
+    amount: int
+    memo: str = ""
+
+
+class BareTransferOut(BareTransferIn):
+    result: str
+
+
 def bare_app() -> FastAPI:
     """The ceiling: FastAPI parsing the same body into a model, answering 201 with JSON."""
-    from uuid import UUID
-
-    from pydantic import BaseModel
-
-    class TransferIn(BaseModel):
-        id: UUID | None = None
-        source_id: UUID
-        destination_id: UUID
-        amount: int
-        memo: str = ""
-
-    class TransferOut(TransferIn):
-        result: str
-
     app = FastAPI()
 
     @app.post("/v1/transfers", status_code=201)
-    async def transfer(body: TransferIn) -> TransferOut:
-        return TransferOut(**body.model_dump(), result="ok")
+    async def transfer(body: BareTransferIn) -> BareTransferOut:
+        return BareTransferOut(**body.model_dump(), result="ok")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -336,7 +338,9 @@ def _measure(kind: str, plan: Plan, result: SuiteResult) -> None:
                 # Payments answered during the warm-up and at the end count too.
                 assert _committed(service_port) - before >= ok
                 service_runs.append(run)
-                bare_runs.append(asyncio.run(_load(bare_port, members, plan, seed=repetition)))
+                bare = asyncio.run(_load(bare_port, members, plan, seed=repetition))
+                assert bare.statuses == {201: bare.answered}, bare.statuses
+                bare_runs.append(bare)
                 print(
                     f"  {kind} #{repetition + 1}: service {run.rate_per_s:,.0f}/s "
                     f"(p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms), "

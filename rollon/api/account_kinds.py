@@ -9,6 +9,7 @@ from collections import OrderedDict
 from uuid import UUID
 
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 
 from rollon.ledger.accounts import AccountKind
 from rollon.ledger.queries import get_account
@@ -32,6 +33,14 @@ class AccountKinds:
             if kind is not None:
                 self._kinds.move_to_end(account_id)
             return kind
+
+    async def kind_of(self, account_id: UUID) -> AccountKind | None:
+        """The account's kind, None if there is no such account; reads the database (off
+        the event loop) only on a cache miss."""
+        kind = self.cached(account_id)
+        if kind is None:
+            kind = await run_in_threadpool(self.lookup, account_id)
+        return kind
 
     def lookup(self, account_id: UUID) -> AccountKind | None:
         """The account's kind, None if there is no such account (blocking on a miss)."""

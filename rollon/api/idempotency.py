@@ -28,8 +28,8 @@ too; 5xx and 429 are not, so a retry after them runs again.
 one, else one derived from the token and the key (so a retry whose answer was lost still
 lands on the same ledger id, which the ledger itself deduplicates), else a fresh one.
 
-Writes are group-committed like the ledger's: one writer thread per process takes every
-answer queued meanwhile and stores them in one transaction.
+Lookups and writes are batched like the ledger's: one thread per process takes every lookup
+and answer queued meanwhile, reads them in one query and stores them in one transaction.
 """
 
 from __future__ import annotations
@@ -43,21 +43,18 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID, uuid4, uuid5
 
-import sqlalchemy as sa
 from fastapi import Depends, Header, Request
 from pydantic import BaseModel
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from rollon.api.auth import Principal
 from rollon.api.problems import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
-from rollon.api.schema import MAX_IDEMPOTENCY_KEY_LENGTH, idempotency_keys
+from rollon.api.schema import MAX_IDEMPOTENCY_KEY_LENGTH
 from rollon.api.state import get_state
 from rollon.ledger.hot_path import LedgerOverloaded, StorageUnavailable
 from rollon.ledger.storage import write_transaction
@@ -101,15 +98,24 @@ class KeptAnswer:
 
 
 @dataclass(slots=True)
-class _Pending:
+class _Save:
     token_id: UUID
     key: str
     kept: KeptAnswer
     future: Future[KeptAnswer]
 
 
+@dataclass(slots=True)
+class _Lookup:
+    token_id: UUID
+    key: str
+    future: Future[KeptAnswer | None]
+
+
 class IdempotencyStore:
-    """Kept answers in the database; writes group-committed by one writer thread."""
+    """Kept answers in the database. One thread serves every lookup and save: it takes all
+    that queued meanwhile, reads the lookups in one query and commits the saves in one
+    transaction, so a burst of requests costs a few round trips, not one each."""
 
     def __init__(
         self,
@@ -120,40 +126,49 @@ class IdempotencyStore:
         max_queued: int = MAX_QUEUED_ANSWERS,
     ) -> None:
         assert 0 < max_batch <= MAX_BATCH_ANSWERS
+        assert engine.dialect.name in ("postgresql", "sqlite"), engine.dialect.name
         self._engine = engine
         self._clock_ns = clock_ns
         self._max_batch = max_batch
-        assert engine.dialect.name in ("postgresql", "sqlite"), engine.dialect.name
-        self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=max_queued)
+        self._queue: queue.Queue[_Save | _Lookup | None] = queue.Queue(maxsize=max_queued)
         self._thread = threading.Thread(target=self._run, name="rollon-idempotency", daemon=True)
         self._thread.start()
 
-    def lookup(self, token_id: UUID, key: str) -> KeptAnswer | None:
-        """The answer kept for this token and key, if any (blocking: a database read)."""
-        with self._engine.connect() as connection:
-            return _select(connection, token_id, key)
+    def lookup_nowait(self, token_id: UUID, key: str) -> Future[KeptAnswer | None]:
+        """Queue a lookup; the future gives the answer kept for this token and key, if any."""
+        future: Future[KeptAnswer | None] = Future()
+        self._put(_Lookup(token_id, key, future))
+        return future
+
+    async def lookup(self, token_id: UUID, key: str) -> KeptAnswer | None:
+        return await asyncio.wrap_future(self.lookup_nowait(token_id, key))
 
     def save_nowait(self, token_id: UUID, key: str, kept: KeptAnswer) -> Future[KeptAnswer]:
         """Queue an answer; the future gives what the store holds for the key once durable:
         this answer, or one an earlier request kept first."""
         assert 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH
         future: Future[KeptAnswer] = Future()
-        try:
-            self._queue.put_nowait(_Pending(token_id, key, kept, future))
-        except queue.Full:
-            raise LedgerOverloaded("too many answers are waiting to be stored") from None
+        self._put(_Save(token_id, key, kept, future))
         return future
 
     async def save(self, token_id: UUID, key: str, kept: KeptAnswer) -> KeptAnswer:
         return await asyncio.wrap_future(self.save_nowait(token_id, key, kept))
 
     def close(self) -> None:
-        """Store what is queued, then stop the writer."""
+        """Serve what is queued, then stop the thread."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
 
-    # -- the writer thread ------------------------------------------------------------------
+    def _put(self, item: _Save | _Lookup) -> None:
+        if not self._thread.is_alive():
+            raise StorageUnavailable("the idempotency store is closed")
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            raise LedgerOverloaded("too many requests are waiting for their keys") from None
+
+    # -- the store's thread -----------------------------------------------------------------
     def _run(self) -> None:
         while True:
             first = self._queue.get()
@@ -169,86 +184,148 @@ class IdempotencyStore:
                     stopping = True
                     break
                 batch.append(item)
-            self._write(batch)
+            lookups = [item for item in batch if isinstance(item, _Lookup)]
+            saves = [item for item in batch if isinstance(item, _Save)]
+            if lookups:
+                self._serve(lookups, self._read)
+            if saves:
+                self._serve(saves, self._write)
             if stopping:
                 return
 
-    def _write(self, batch: list[_Pending]) -> None:
+    def _serve(self, items: list[Any], work: Callable[[list[Any]], list[Any]]) -> None:
+        """Run `work` on a batch, retrying passing failures; resolve every item's future."""
         for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
             try:
-                kept = self._write_once(batch)
+                results = work(items)
             except OperationalError as error:
                 if attempt == MAX_WRITE_ATTEMPTS:
-                    self._fail(batch, StorageUnavailable(str(error.orig)))
+                    self._fail(items, StorageUnavailable(str(error.orig)))
                     return
-                log.warning("idempotency write %d failed, retrying: %s", attempt, error.orig)
+                log.warning("idempotency store attempt %d failed: %s", attempt, error.orig)
                 time.sleep(RETRY_BACKOFF_MS * attempt / 1000)
             except DBAPIError as error:
-                log.error("idempotency write refused by the database: %s", error.orig)
-                self._fail(batch, StorageUnavailable(str(error.orig)))
+                log.error("idempotency store refused by the database: %s", error.orig)
+                self._fail(items, StorageUnavailable(str(error.orig)))
                 return
             except Exception as error:
-                log.exception("idempotency write failed")
-                self._fail(batch, StorageUnavailable(repr(error)))
+                log.exception("idempotency store failed")
+                self._fail(items, StorageUnavailable(repr(error)))
                 return
             else:
-                for pending, answer in zip(batch, kept, strict=True):
-                    pending.future.set_result(answer)
+                for item, result in zip(items, results, strict=True):
+                    item.future.set_result(result)
                 return
 
-    def _write_once(self, batch: list[_Pending]) -> list[KeptAnswer]:
+    def _read(self, lookups: list[_Lookup]) -> list[KeptAnswer | None]:
+        identities = list({(item.token_id, item.key) for item in lookups})
+        with self._engine.connect() as connection:
+            found = self._select_many(connection, identities)
+        return [found.get((item.token_id, item.key)) for item in lookups]
+
+    def _write(self, batch: list[_Save]) -> list[KeptAnswer]:
         now_ns = self._clock_ns()
-        firsts: dict[tuple[UUID, str], _Pending] = {}
-        for pending in batch:
-            firsts.setdefault((pending.token_id, pending.key), pending)
-        rows = [
-            {
-                "token_id": p.token_id,
-                "key": p.key,
-                "request_sha256": p.kept.request_sha256,
-                "status_code": p.kept.answer.status_code,
-                "media_type": p.kept.answer.media_type,
-                "body": p.kept.answer.body.decode(),
-                "created_at_ns": now_ns,
-            }
-            for p in firsts.values()
-        ]
-        table = idempotency_keys
-        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        statement = (
-            insert(table)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(table.c.token_id, table.c.key)
-        )
-        held: dict[tuple[UUID, str], KeptAnswer] = {}
+        firsts: dict[tuple[UUID, str], _Save] = {}
+        for save in batch:
+            firsts.setdefault((save.token_id, save.key), save)
         with write_transaction(self._engine) as connection:
-            inserted = {(row[0], row[1]) for row in connection.execute(statement)}
-            for identity, pending in firsts.items():
-                if identity in inserted:
-                    held[identity] = pending.kept
-                else:  # kept by another request first (another process, or a lost race)
-                    earlier = _select(connection, *identity)
-                    assert earlier is not None, "a conflicting key must exist"
-                    held[identity] = earlier
-        return [held[(p.token_id, p.key)] for p in batch]
+            inserted = self._insert_new(connection, list(firsts.values()), now_ns)
+            # Kept by another request first (another process, or a lost race).
+            earlier = self._select_many(connection, [i for i in firsts if i not in inserted])
+        held = {i: firsts[i].kept if i in inserted else earlier[i] for i in firsts}
+        return [held[(save.token_id, save.key)] for save in batch]
+
+    # Plain driver statements: building SQLAlchemy expressions for a batch of a new size
+    # costs more than the database work itself.
+    def _select_many(
+        self, connection: Connection, identities: list[tuple[UUID, str]]
+    ) -> dict[tuple[UUID, str], KeptAnswer]:
+        """The kept answers of these (token, key) pairs, by primary-key seeks."""
+        if not identities:
+            return {}
+        if self._engine.dialect.name == "postgresql":
+            rows = connection.exec_driver_sql(
+                _PG_SELECT, ([t for t, _ in identities], [k for _, k in identities])
+            ).all()
+        else:
+            rows = []
+            for token_id, key in identities:
+                rows += connection.exec_driver_sql(_SQLITE_SELECT, (token_id.hex, key)).all()
+        return {
+            (_uuid(row[0]), row[1]): KeptAnswer(
+                bytes(row[2]), Answer(row[3], row[4], row[5].encode())
+            )
+            for row in rows
+        }
+
+    def _insert_new(
+        self, connection: Connection, saves: list[_Save], now_ns: int
+    ) -> set[tuple[UUID, str]]:
+        """Insert the answers whose keys are free; returns the (token, key) pairs inserted."""
+        if self._engine.dialect.name == "postgresql":
+            rows = connection.exec_driver_sql(
+                _PG_INSERT,
+                (
+                    now_ns,
+                    [s.token_id for s in saves],
+                    [s.key for s in saves],
+                    [s.kept.request_sha256 for s in saves],
+                    [s.kept.answer.status_code for s in saves],
+                    [s.kept.answer.media_type for s in saves],
+                    [s.kept.answer.body.decode() for s in saves],
+                ),
+            ).all()
+            return {(row[0], row[1]) for row in rows}
+        # SQLite: this transaction holds the database's write lock, so the keys found free
+        # here stay free until it commits.
+        taken = self._select_many(connection, [(s.token_id, s.key) for s in saves])
+        new = [s for s in saves if (s.token_id, s.key) not in taken]
+        if new:
+            connection.exec_driver_sql(
+                _SQLITE_INSERT,
+                [
+                    (
+                        s.token_id.hex,
+                        s.key,
+                        s.kept.request_sha256,
+                        s.kept.answer.status_code,
+                        s.kept.answer.media_type,
+                        s.kept.answer.body.decode(),
+                        now_ns,
+                    )
+                    for s in new
+                ],
+            )
+        return {(s.token_id, s.key) for s in new}
 
     @staticmethod
-    def _fail(batch: list[_Pending], error: BaseException) -> None:
-        for pending in batch:
-            pending.future.set_exception(error)
+    def _fail(items: list[Any], error: BaseException) -> None:
+        for item in items:
+            item.future.set_exception(error)
 
 
-def _select(connection: Connection, token_id: UUID, key: str) -> KeptAnswer | None:
-    table = idempotency_keys
-    row = connection.execute(
-        sa.select(
-            table.c.request_sha256, table.c.status_code, table.c.media_type, table.c.body
-        ).where(table.c.token_id == token_id, table.c.key == key)
-    ).first()
-    if row is None:
-        return None
-    return KeptAnswer(bytes(row[0]), Answer(row[1], row[2], row[3].encode()))
+_SELECTED = "SELECT token_id, key, request_sha256, status_code, media_type, body"
+_PG_SELECT = (
+    _SELECTED + " FROM idempotency_keys JOIN unnest(%s::uuid[], %s::text[]) AS wanted(t, k)"
+    " ON token_id = wanted.t AND key = wanted.k"
+)
+_SQLITE_SELECT = _SELECTED + " FROM idempotency_keys WHERE token_id = ? AND key = ?"
+_PG_INSERT = (
+    "INSERT INTO idempotency_keys"
+    " (token_id, key, request_sha256, status_code, media_type, body, created_at_ns)"
+    " SELECT *, %s FROM unnest(%s::uuid[], %s::text[], %s::bytea[], %s::int[],"
+    " %s::text[], %s::text[]) ON CONFLICT DO NOTHING RETURNING token_id, key"
+)
+_SQLITE_INSERT = (
+    "INSERT INTO idempotency_keys"
+    " (token_id, key, request_sha256, status_code, media_type, body, created_at_ns)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _uuid(value: UUID | str) -> UUID:
+    """A token id as the driver returns it: a UUID (PostgreSQL) or its hex (SQLite)."""
+    return value if isinstance(value, UUID) else UUID(hex=value)
 
 
 # -- the per-request helper -----------------------------------------------------------------
@@ -281,7 +358,7 @@ class Idempotency:
         if self.key is None:
             return (await self._execute(execute)).response()
         fingerprint = self.fingerprint(body)
-        earlier = await run_in_threadpool(self._store.lookup, principal.token_id, self.key)
+        earlier = await self._store.lookup(principal.token_id, self.key)
         if earlier is not None:
             return self._replay(earlier, fingerprint)
         answer = await self._execute(execute)

@@ -42,4 +42,10 @@ def get_state(request: Request) -> AppState:
     return state
 
 
-StateDep = Annotated[AppState, Depends(get_state)]
+async def _state(request: Request) -> AppState:
+    # An async dependency: FastAPI would run a plain function in its thread pool, a hop
+    # that costs more than the lookup itself.
+    return get_state(request)
+
+
+StateDep = Annotated[AppState, Depends(_state)]

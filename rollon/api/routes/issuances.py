@@ -13,7 +13,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from rollon.api.auth import Principal, Role, require_roles
@@ -92,7 +91,7 @@ async def post_issuance(
         exchange_point_id = principal.account_id
 
     async def execute() -> Answer:
-        kind = await run_in_threadpool(state.account_kinds.lookup, body.account_id)
+        kind = await state.account_kinds.kind_of(body.account_id)
         if kind is None:
             raise problem_for_result(Result.ACCOUNT_NOT_FOUND, f"no account {body.account_id}")
         if kind not in _RECIPIENTS:
@@ -103,7 +102,7 @@ async def post_issuance(
                 f"RolloN are issued to member and merchant accounts, not to a {kind} account",
             )
         if exchange_point_id is not None:
-            counter = await run_in_threadpool(state.account_kinds.lookup, exchange_point_id)
+            counter = await state.account_kinds.kind_of(exchange_point_id)
             if counter is not AccountKind.EXCHANGE_POINT:
                 raise ProblemError(
                     422,

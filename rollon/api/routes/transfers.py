@@ -13,7 +13,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from rollon.api.auth import Principal, Role, require_roles
@@ -82,9 +81,7 @@ async def post_transfer(
     transfer_id = idempotency.operation_id(principal, body.id)
 
     async def execute() -> Answer:
-        kind = state.account_kinds.cached(body.destination_id)
-        if kind is None:
-            kind = await run_in_threadpool(state.account_kinds.lookup, body.destination_id)
+        kind = await state.account_kinds.kind_of(body.destination_id)
         if kind is None:
             raise problem_for_result(Result.ACCOUNT_NOT_FOUND, f"no account {body.destination_id}")
         if kind not in _DESTINATIONS[principal.role]:
