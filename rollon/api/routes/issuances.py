@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -19,7 +19,7 @@ from rollon.api.auth import Principal, Role, require_roles
 from rollon.api.fields import Centimes, RequestModel
 from rollon.api.idempotency import Answer, IdempotencyDep, json_answer
 from rollon.api.problems import PROBLEM_RESPONSES, Problem, ProblemError, problem_for_result
-from rollon.api.state import StateDep
+from rollon.api.state import get_state
 from rollon.ledger import operations
 from rollon.ledger.accounts import AccountKind
 from rollon.ledger.money import apply_rate_bps
@@ -76,10 +76,11 @@ class IssuanceOut(BaseModel):
 )
 async def post_issuance(
     body: IssuanceIn,
-    state: StateDep,
+    request: Request,
     principal: Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.OPERATOR))],
     idempotency: IdempotencyDep,
 ) -> Response:
+    state = get_state(request)  # no dependency for it: one of the hot paths
     operation_id = idempotency.operation_id(principal, body.id)
     bonus_bps = state.settings.bonus_bps
     exchange_point_id = body.exchange_point_id

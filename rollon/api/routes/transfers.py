@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
@@ -19,7 +19,7 @@ from rollon.api.auth import Principal, Role, require_roles
 from rollon.api.fields import Centimes, Memo, RequestModel
 from rollon.api.idempotency import Answer, IdempotencyDep, json_answer
 from rollon.api.problems import PROBLEM_RESPONSES, Problem, ProblemError, problem_for_result
-from rollon.api.state import StateDep
+from rollon.api.state import get_state
 from rollon.ledger.accounts import AccountKind, LedgerCode
 from rollon.ledger.transfers import Result, Transfer, TransferCode
 
@@ -70,10 +70,11 @@ class TransferOut(BaseModel):
 )
 async def post_transfer(
     body: TransferIn,
-    state: StateDep,
+    request: Request,
     principal: Annotated[Principal, Depends(require_roles(Role.MEMBER, Role.MERCHANT))],
     idempotency: IdempotencyDep,
 ) -> Response:
+    state = get_state(request)  # no dependency for it: this is the hot path
     if not principal.owns(body.source_id):
         raise ProblemError(
             403, "forbidden", "Forbidden", "you may only send money from your own account"
