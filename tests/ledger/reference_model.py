@@ -114,7 +114,7 @@ class Model:
 
     def _run_chain(self, chain: list[Transfer]) -> list[Result]:
         trial = copy.deepcopy(self)
-        results = []
+        results: list[Result] = []
         for i, t in enumerate(chain):
             result = trial._decide(t)
             if result not in (R.OK, R.EXISTS):

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from rollon.ledger.journal import key_id
@@ -36,9 +38,6 @@ def test_the_public_key_round_trips_as_pem() -> None:
 
 
 def test_a_file_that_is_not_an_ed25519_key_is_refused(tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     other = ec.generate_private_key(ec.SECP256R1())
     path = tmp_path / "ec.key"
     path.write_bytes(

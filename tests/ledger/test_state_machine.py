@@ -257,7 +257,11 @@ def test_an_account_without_limit_may_go_below_zero() -> None:
 def test_account_not_found_on_either_side(side: str) -> None:
     w = World()
     t = w.pay()
-    t = replace(t, **{f"{side}_account_id": uuid4()})
+    t = (
+        replace(t, debit_account_id=uuid4())
+        if side == "debit"
+        else replace(t, credit_account_id=uuid4())
+    )
     assert w.one(t) is R.ACCOUNT_NOT_FOUND
 
 

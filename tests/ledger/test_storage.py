@@ -11,10 +11,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from rollon.ledger import chart
-from rollon.ledger.journal import GENESIS
+from rollon.ledger.journal import GENESIS, ChainHead
 from rollon.ledger.schema import accounts, journal_head
 from rollon.ledger.service import Ledger
-from rollon.ledger.state_machine import execute
+from rollon.ledger.state_machine import Outcome, execute
 from rollon.ledger.storage import (
     LedgerCorrupted,
     create_engine,
@@ -42,7 +42,8 @@ def test_sqlite_is_durable_wal_with_full_sync(tmp_path: object) -> None:
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
-            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1_000
+            busy_timeout_ms = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            assert busy_timeout_ms is not None and busy_timeout_ms >= 1_000
     finally:
         engine.dispose()
 
@@ -56,7 +57,7 @@ def test_postgres_commits_synchronously(engine: Engine) -> None:
 
 def _decide(
     engine: Engine, requests: list[list[Transfer]], now_ns: int = 10**18
-) -> tuple[object, object]:
+) -> tuple[ChainHead, Outcome]:
     with write_transaction(engine) as connection:
         head = lock_head(connection)
         snapshot = load_snapshot(connection, head, requests, now_ns)
@@ -99,7 +100,7 @@ def test_a_stale_decision_is_refused_by_the_guarded_write(engine: Engine, ledger
     stale = pytest.raises(LedgerCorrupted, match="changed under")
     with stale, write_transaction(engine) as connection:
         assert lock_head(connection) == head
-        write_outcome(connection, head, outcome, 10**18)  # type: ignore[arg-type]
+        write_outcome(connection, head, outcome, 10**18)
     assert balance_of(engine, payee.id) == 0, "nothing of the stale batch was written"
 
 
@@ -112,7 +113,7 @@ def test_a_decision_on_a_stale_head_is_refused(engine: Engine, ledger: Ledger) -
     ledger.close()
     with pytest.raises(IntegrityError), write_transaction(engine) as connection:
         lock_head(connection)
-        write_outcome(connection, head, outcome, 10**18)  # type: ignore[arg-type]
+        write_outcome(connection, head, outcome, 10**18)
     assert balance_of(engine, payee.id) == 1
     assert_books_sound(engine)
 
@@ -128,7 +129,7 @@ def test_a_head_moved_by_someone_else_is_refused(engine: Engine, ledger: Ledger)
         pytest.raises(LedgerCorrupted, match="head moved"),
         write_transaction(engine) as connection,
     ):
-        write_outcome(connection, head, outcome, 10**18)  # type: ignore[arg-type]
+        write_outcome(connection, head, outcome, 10**18)
     assert balance_of(engine, payee.id) == 0
 
 
