@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from rollon.ledger.hot_path import (
     BatchReport,
@@ -25,7 +26,7 @@ from rollon.ledger.hot_path import (
     StorageUnavailable,
 )
 from rollon.ledger.journal import Checkpoint, checkpoint_is_valid
-from rollon.ledger.schema import checkpoints, transfers
+from rollon.ledger.schema import accounts, checkpoints, transfers
 from rollon.ledger.service import Ledger
 from rollon.ledger.state_machine import MAX_BATCH_TRANSFERS
 from rollon.ledger.storage import create_engine, normalize_url
@@ -260,39 +261,53 @@ def test_the_ledger_halts_when_balances_change_under_it(
     assert_books_sound(engine)
 
 
-def test_a_second_connection_editing_a_balance_mid_batch_halts_the_ledger(
+def test_a_second_connection_editing_a_balance_mid_batch(
     db_url: str, engine: Engine, payers: tuple[UUID, UUID]
 ) -> None:
-    if engine.dialect.name == "sqlite":
-        pytest.skip("SQLite has one writer at a time: the trigger test covers it there")
+    """Just before the writer updates the balances of a decided batch, another connection
+    edits the payer's balance. PostgreSQL lets it commit (only the head row is locked): the
+    guarded update sees it and the ledger halts. SQLite has one writer at a time: the edit
+    cannot get in before the batch commits."""
     source, payee = payers
     ledger = Ledger(engine)
-    other = create_engine(db_url)
-    edited = threading.Event()
+    other = _impatient_engine(db_url)
+    attempted = threading.Event()
+    locked_out: list[OperationalError] = []
 
     def edit_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE ACCOUNTS") and not edited.is_set():
-            edited.set()
-            with other.begin() as connection:  # commits before the writer's update runs
-                connection.execute(
-                    sa.text(
-                        "UPDATE accounts SET credits_posted = credits_posted + 100 WHERE id = :id"
-                    ),
-                    {"id": source},
-                )
+        if statement.lstrip().upper().startswith("UPDATE ACCOUNTS") and not attempted.is_set():
+            attempted.set()
+            try:
+                with other.begin() as connection:
+                    connection.execute(
+                        accounts.update()
+                        .where(accounts.c.id == source)
+                        .values(credits_posted=accounts.c.credits_posted + 100)
+                    )
+            except OperationalError as error:
+                locked_out.append(error)
 
     event.listen(engine, "before_cursor_execute", edit_first)
     try:
-        _halts_then_refuses(ledger.hot_path, transfer(source, payee, 5))
-        assert edited.is_set()
+        if engine.dialect.name == "sqlite":
+            assert ledger.submit([transfer(source, payee, 5)]) == [R.OK]
+        else:
+            _halts_then_refuses(ledger.hot_path, transfer(source, payee, 5))
+        assert attempted.is_set()
     finally:
         event.remove(engine, "before_cursor_execute", edit_first)
         ledger.close()
         other.dispose()
+    if engine.dialect.name == "sqlite":
+        assert locked_out, "SQLite let a second writer in during a batch"
+        assert balance_of(engine, payee) == 5
+        assert_books_sound(engine)
+        return
+    assert not locked_out
+    assert balance_of(engine, payee) == 0
     report = verify_database(engine, [])
     assert not report.ok  # the edit itself is a tampering verify must see
     assert {p.account_id for p in report.problems if p.kind == "balance_mismatch"} == {source}
-    assert balance_of(engine, payee) == 0
 
 
 # -- a locked database -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4, uuid5
 
+import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
@@ -105,6 +106,7 @@ def _assert_database_agrees(engine: Engine, model: Model, start_seq: int) -> Non
     assert open_holds == {i: expires for i, (_, expires) in model.open_holds.items()}
 
 
+@pytest.mark.slow
 @DB_PROPERTIES
 @given(data=st.data())
 def test_random_batches_through_the_database_agree_with_the_model(
