@@ -189,7 +189,14 @@ def checkpoint_is_valid(public_key: Ed25519PublicKey, checkpoint: Checkpoint) ->
     return True
 
 
+# Ids the ledger derives for its own entries carry the UUID variant "reserved for future
+# definition" (the top three bits of byte 8 set), which no UUID generator produces, and the
+# state machine refuses it from clients: a client can never take such an id first.
+LEDGER_ID_MASK = 0b111 << 61
+
+
 def expiry_id(pending_id: UUID) -> UUID:
     """The id of the void the ledger writes when `pending_id` times out: derived, so that two
     writers expiring the same hold would collide instead of voiding it twice."""
-    return UUID(bytes=hashlib.sha256(b"rollon-expiry" + pending_id.bytes).digest()[:16], version=5)
+    digest = hashlib.sha256(b"rollon-expiry" + pending_id.bytes).digest()[:16]
+    return UUID(int=int.from_bytes(digest, "big") | LEDGER_ID_MASK)

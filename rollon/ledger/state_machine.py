@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from rollon.ledger.accounts import Balances, LedgerCode
-from rollon.ledger.journal import ChainHead, Recorded, chain, expiry_id
+from rollon.ledger.journal import LEDGER_ID_MASK, ChainHead, Recorded, chain, expiry_id
 from rollon.ledger.money import MAX_AMOUNT
 from rollon.ledger.transfers import (
     STATE_DEPENDENT_FAILURES,
@@ -141,6 +141,8 @@ class _Batch:
         previous = self.accepted.get(t.id) or (existing.get(t.id) if existing else None)
         if previous is not None:
             return Result.EXISTS if previous == t else Result.EXISTS_WITH_DIFFERENT_FIELDS
+        if t.id.int & LEDGER_ID_MASK == LEDGER_ID_MASK:
+            return Result.EXISTS_WITH_DIFFERENT_FIELDS  # the id of an expiry, due or to come
         if self.failed and t.id in self.failed:
             return Result.ID_ALREADY_FAILED
         result = self._validate(t)
