@@ -9,6 +9,7 @@ the real database) and demand the same results, journal, balances, holds and fai
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -135,6 +136,8 @@ class Model:
     def _decide(self, t: Transfer) -> Result:
         if t.id in self.committed:
             return R.EXISTS if self.committed[t.id] == t else R.EXISTS_WITH_DIFFERENT_FIELDS
+        if t.id.variant == uuid.RESERVED_FUTURE:  # ids the ledger keeps for its own entries
+            return R.EXISTS_WITH_DIFFERENT_FIELDS
         if t.id in self.failed:
             return R.ID_ALREADY_FAILED
         refusal = self._refusal(t)

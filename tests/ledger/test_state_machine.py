@@ -4,6 +4,7 @@ and the rules of chains, holds, expiry, idempotency and failed ids hold."""
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from uuid import uuid4
@@ -649,3 +650,26 @@ def test_snapshot_without_the_accounts_means_not_found() -> None:
     snapshot = Snapshot(now_ns=NOW, head=GENESIS, accounts={})
     t = transfer(uuid4(), uuid4(), 1)
     assert execute(snapshot, [[t]]).results == [[R.ACCOUNT_NOT_FOUND]]
+
+
+def test_a_client_cannot_take_the_id_the_ledger_will_give_an_expiry() -> None:
+    """Expiry voids have ids derived from the pending id. A client that took such an id for
+    a transfer of its own, before or in the batch of the expiry, would make the ledger write
+    two entries with one id (the database refuses: the ledger halts, at every restart)."""
+    w = World()
+    pending = _pending(w, timeout_s=1)
+    squatter = transfer(w.rich.id, w.poor.id, 1, transfer_id=expiry_id(pending.id))
+    assert w.one(squatter) is R.EXISTS_WITH_DIFFERENT_FIELDS
+    assert w.run([squatter], advance_s=2) == [[R.EXISTS_WITH_DIFFERENT_FIELDS]]
+    expiry = w.store.entries[-1]
+    assert expiry.transfer.id == expiry_id(pending.id) and expiry.transfer.code == "expiry"
+    assert w.one(squatter) is R.EXISTS_WITH_DIFFERENT_FIELDS
+    assert w.balance(w.poor).posted == 5
+
+
+def test_client_ids_never_collide_with_expiry_ids() -> None:
+    w = World()
+    for _ in range(100):
+        assert w.one(w.pay(1)) is R.OK  # random client ids are all fine
+    pending = _pending(w, timeout_s=1)
+    assert expiry_id(pending.id).variant == uuid.RESERVED_FUTURE != uuid4().variant

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from rollon.ledger import chart
 from rollon.ledger.accounts import Account, AccountKind, LedgerCode
+from rollon.ledger.journal import expiry_id
 from rollon.ledger.money import MAX_AMOUNT
 from rollon.ledger.queries import get_account, get_transfer
 from rollon.ledger.schema import failed_transfers, holds, transfers
@@ -341,3 +342,17 @@ def test_issuance_account_may_go_negative_and_reserve_follows(w: World) -> None:
     assert issuance is not None and reserve is not None
     assert issuance.balance == -10_500
     assert reserve.balance == 10_500
+
+
+def test_a_transfer_squatting_an_expiry_id_cannot_halt_the_ledger(w: World) -> None:
+    """The id the ledger gives the expiry of a hold is derived from the hold's id; a client
+    taking it first must be refused, or the expiry's insert would break the ledger."""
+    pending = w.pay(100, flags=F.PENDING, timeout_s=1)
+    assert w.one(pending) is R.OK
+    squatter = transfer(w.rich.id, w.poor.id, 1, transfer_id=expiry_id(pending.id))
+    assert w.one(squatter) is R.EXISTS_WITH_DIFFERENT_FIELDS
+    w.clock.advance_s(2)
+    assert w.one(w.pay(1)) is R.OK  # this batch expires the hold
+    assert w.one(squatter) is R.EXISTS_WITH_DIFFERENT_FIELDS
+    assert w.account(w.rich).available == 10_000 - 1
+    w.sound()
