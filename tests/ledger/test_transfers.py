@@ -21,6 +21,7 @@ from rollon.ledger.queries import get_account, get_transfer
 from rollon.ledger.schema import failed_transfers, holds, transfers
 from rollon.ledger.service import Ledger
 from rollon.ledger.state_machine import MAX_MEMO_BYTES
+from rollon.ledger.storage import MAX_EXPIRIES_PER_BATCH
 from rollon.ledger.transfers import Result, Transfer, TransferCode, TransferFlag
 from tests.ledger.builders import ManualClock, assert_books_sound, member, transfer
 
@@ -354,5 +355,21 @@ def test_a_transfer_squatting_an_expiry_id_cannot_halt_the_ledger(w: World) -> N
     w.clock.advance_s(2)
     assert w.one(w.pay(1)) is R.OK  # this batch expires the hold
     assert w.one(squatter) is R.EXISTS_WITH_DIFFERENT_FIELDS
+    assert w.account(w.rich).available == 10_000 - 1
+    w.sound()
+
+
+def test_a_backlog_of_expiries_drains_over_bounded_batches(w: World) -> None:
+    count = MAX_EXPIRIES_PER_BATCH + 40
+    pendings = [w.pay(1, flags=F.PENDING, timeout_s=1) for _ in range(count)]
+    assert w.ledger.submit(pendings) == [R.OK] * count
+    assert w.account(w.rich).available == 10_000 - count
+    w.clock.advance_s(5)
+    late_post = w.pay(1, flags=F.POST_PENDING, pending_id=pendings[-1].id)
+    assert w.one(late_post) is R.PENDING_EXPIRED  # named by the batch: expired there too
+    with w.engine.connect() as connection:
+        left = connection.execute(sa.select(sa.func.count()).select_from(holds)).scalar_one()
+    assert 0 < left < count  # bounded: the rest waits for the next batch
+    assert w.one(w.pay(1)) is R.OK
     assert w.account(w.rich).available == 10_000 - 1
     w.sound()
