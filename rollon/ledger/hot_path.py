@@ -126,7 +126,7 @@ class _LoopDoorbell:
     """Hands finished futures over to one event loop, waking it once per batch."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
         self._finished: deque[tuple[asyncio.Future[list[Result]], Future[list[Result]]]] = deque()
 
     def add(self, waiter: asyncio.Future[list[Result]], future: Future[list[Result]]) -> None:
@@ -134,7 +134,7 @@ class _LoopDoorbell:
 
     def ring(self) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._deliver)
+            self.loop.call_soon_threadsafe(self._deliver)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             log.debug("results for a closed event loop dropped")
 
@@ -183,6 +183,7 @@ class GroupCommitter:
         self._doorbells: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopDoorbell]
         self._doorbells = weakref.WeakKeyDictionary()
         self._doorbells_lock = threading.Lock()
+        self._last_doorbell: _LoopDoorbell | None = None
         self._to_ring: set[_LoopDoorbell] = set()  # the writer's own: loops to wake this batch
         self._connection: Connection | None = None  # the writer's own, kept across batches
         self._thread = threading.Thread(target=self._run, name="rollon-writer", daemon=True)
@@ -213,10 +214,14 @@ class GroupCommitter:
         return await waiter
 
     def _doorbell(self, loop: asyncio.AbstractEventLoop) -> _LoopDoorbell:
+        last = self._last_doorbell  # usually the one loop of the process: skip the lookup
+        if last is not None and last.loop is loop:
+            return last
         doorbell = self._doorbells.get(loop)
         if doorbell is None:
             with self._doorbells_lock:
                 doorbell = self._doorbells.setdefault(loop, _LoopDoorbell(loop))
+        self._last_doorbell = doorbell
         return doorbell
 
     def _finished(
