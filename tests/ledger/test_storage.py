@@ -17,7 +17,6 @@ from rollon.ledger.service import Ledger
 from rollon.ledger.state_machine import Outcome, execute
 from rollon.ledger.storage import (
     LedgerCorrupted,
-    create_engine,
     load_snapshot,
     lock_head,
     normalize_url,
@@ -36,23 +35,16 @@ def test_normalize_url_points_postgres_at_psycopg_3() -> None:
     assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
 
 
-def test_sqlite_is_durable_wal_with_full_sync(tmp_path: object) -> None:
-    engine = create_engine(f"sqlite:///{tmp_path}/durable.db")
-    try:
-        with engine.connect() as connection:
+def test_commits_are_durable(engine: Engine) -> None:
+    """SQLite: WAL with synchronous=FULL and a busy timeout; PostgreSQL: synchronous commit."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
             busy_timeout_ms = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
             assert busy_timeout_ms is not None and busy_timeout_ms >= 1_000
-    finally:
-        engine.dispose()
-
-
-def test_postgres_commits_synchronously(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("a PostgreSQL setting")
-    with engine.connect() as connection:
-        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+        else:
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
 
 
 def _decide(
