@@ -62,6 +62,7 @@ SUBMITTERS_THREADS = 64
 @dataclass(frozen=True)
 class Settings:
     repetitions: int
+    accounts: int  # members paying each other in the throughput runs
     transfers_per_run: int
     sweep: Sequence[tuple[str, int]]  # (mode, concurrency) measured besides the headline
     lone_transfers: int
@@ -71,6 +72,7 @@ class Settings:
 
 FULL = Settings(
     repetitions=5,
+    accounts=1_000,
     transfers_per_run=20_000,
     sweep=(("async", 16), ("async", 64), ("async", 1024), ("threads", SUBMITTERS_THREADS)),
     lone_transfers=300,
@@ -79,6 +81,7 @@ FULL = Settings(
 )
 QUICK = Settings(
     repetitions=3,
+    accounts=300,  # each is opened in a transaction of its own: keep the smoke run short
     transfers_per_run=3_000,
     sweep=(),
     lone_transfers=60,
@@ -264,7 +267,7 @@ def throughput(
     raw = raw_db.raw()
     out = Throughput([], [], [])
     try:
-        accounts = open_funded_accounts(ledger, 1_000)
+        accounts = open_funded_accounts(ledger, settings.accounts)
         raw_accounts = _raw_accounts(raw_db, accounts)
         submit_all(ledger, payments(accounts, min(2_000, concurrency * 4), rng), mode, concurrency)
         sizes.take()  # warm-up: connections, statement caches
