@@ -6,6 +6,14 @@ the pure state machine under the journal head lock, and commits it in one transa
 one fsync is paid per batch, not per payment. A request's future is resolved only after
 the commit returned, i.e. once it is durable.
 
+A request may join a `BatchParticipant` with a ticket of its own: code of a layer above (the
+API's idempotency keys) whose rows must commit atomically with the request's transfers. The
+writer calls each participant once per batch, with the tickets of all its requests, inside
+the batch's transaction: before deciding (it may withdraw requests it answers from what it
+stored earlier) and after (it writes its rows, knowing each request's results). So the
+caller needs one hand-off and the batch one commit, and a participant reads and writes for
+the whole batch in a few statements. The ledger knows nothing of what a participant stores.
+
 Handing results back costs per request, so it is kept lean: the writer takes the whole
 queue under one lock, and wakes each event loop once per batch (not once per awaiting
 coroutine, as `asyncio.wrap_future` would).
@@ -23,6 +31,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Connection, Engine
@@ -39,6 +48,7 @@ from rollon.ledger.storage import (
 from rollon.ledger.transfers import Result, Transfer
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MAX_QUEUED_REQUESTS = 10_000
 MAX_COMMIT_ATTEMPTS = 5
@@ -71,10 +81,38 @@ class BatchReport:
 BatchObserver = Callable[[BatchReport], None]
 
 
+Ticket = TypeVar("Ticket", contravariant=True)
+
+
+class BatchParticipant(Protocol[Ticket]):
+    """Rows of a layer above that commit in the same transaction as requests' transfers.
+
+    Each request joining it brings a ticket (what the participant needs to know of it). Both
+    methods run on the writer thread inside the batch's write transaction, once per batch
+    with the tickets in submission order, and again on a retried attempt (so they must start
+    afresh each time). A database error they raise fails or retries the whole batch like the
+    ledger's own; any other exception halts the ledger, so they must not raise for anything
+    but the database."""
+
+    def before_decide(self, connection: Connection, tickets: Sequence[Ticket]) -> list[bool]:
+        """Called before the batch is decided: one flag per ticket, True to withdraw that
+        request (its transfers are not submitted, its future gives no results)."""
+        ...
+
+    def after_decide(
+        self, connection: Connection, tickets: Sequence[Ticket], results: Sequence[list[Result]]
+    ) -> None:
+        """Called after the batch was decided and written, for the requests not withdrawn,
+        with each one's results."""
+        ...
+
+
 @dataclass(slots=True)
 class _Request:
     transfers: Sequence[Transfer]
     future: Future[list[Result]]
+    participant: BatchParticipant[Any] | None = None
+    ticket: object = None
 
 
 class _Inbox:
@@ -190,24 +228,42 @@ class GroupCommitter:
         self._thread.start()
 
     # -- submitting -------------------------------------------------------------------------
-    def submit_nowait(self, transfers: Sequence[Transfer]) -> Future[list[Result]]:
-        """Queue a request; its future gives one result per transfer once durable."""
-        if not 0 < len(transfers) <= self._max_batch:
-            raise ValueError(f"a request holds 1 to {self._max_batch} transfers")
+    def submit_nowait(
+        self,
+        transfers: Sequence[Transfer],
+        joining: tuple[BatchParticipant[_T], _T] | None = None,
+    ) -> Future[list[Result]]:
+        """Queue a request; its future gives one result per transfer once durable (none when
+        its participant withdrew it). `joining` is a participant and this request's ticket.
+        Only a request joining a participant may hold no transfers: it then commits just the
+        participant's rows."""
+        least = 0 if joining is not None else 1
+        if not least <= len(transfers) <= self._max_batch:
+            raise ValueError(f"a request holds {least} to {self._max_batch} transfers")
         if self._halted is not None:
             raise LedgerHalted("the ledger stopped after an inconsistency") from self._halted
         future: Future[list[Result]] = Future()
-        self._inbox.put(_Request(tuple(transfers), future))
+        participant, ticket = joining if joining is not None else (None, None)
+        self._inbox.put(_Request(tuple(transfers), future, participant, ticket))
         return future
 
-    def submit(self, transfers: Sequence[Transfer], timeout_s: float = 30.0) -> list[Result]:
+    def submit(
+        self,
+        transfers: Sequence[Transfer],
+        timeout_s: float = 30.0,
+        joining: tuple[BatchParticipant[_T], _T] | None = None,
+    ) -> list[Result]:
         """Submit and wait until the batch holding these transfers has committed."""
-        return self.submit_nowait(transfers).result(timeout=timeout_s)
+        return self.submit_nowait(transfers, joining).result(timeout=timeout_s)
 
-    async def submit_async(self, transfers: Sequence[Transfer]) -> list[Result]:
+    async def submit_async(
+        self,
+        transfers: Sequence[Transfer],
+        joining: tuple[BatchParticipant[_T], _T] | None = None,
+    ) -> list[Result]:
         """Submit from an event loop without blocking it. Cancelling the caller does not
         withdraw the transfers: they commit (or not) with their batch."""
-        future = self.submit_nowait(transfers)
+        future = self.submit_nowait(transfers, joining)
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[list[Result]] = loop.create_future()
         future.add_done_callback(partial(self._finished, self._doorbell(loop), waiter))
@@ -266,10 +322,9 @@ class GroupCommitter:
         if self._halted is not None:
             self._fail(requests, LedgerHalted("the ledger stopped after an inconsistency"))
             return
-        batch = [r.transfers for r in requests]
         for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
             try:
-                results = self._commit_once(batch)
+                results = self._commit_once(requests)
             except OperationalError as error:  # lock timeouts, lost connections: retry
                 if attempt == MAX_COMMIT_ATTEMPTS:
                     self._fail(requests, StorageUnavailable(str(error.orig)))
@@ -295,7 +350,7 @@ class GroupCommitter:
                 if self._observer is not None:
                     report = BatchReport(
                         requests=len(requests),
-                        transfers=sum(len(r) for r in batch),
+                        transfers=sum(len(rs) for rs in results),
                         results=[r for rs in results for r in rs],
                         duration_s=time.perf_counter() - started,
                     )
@@ -305,7 +360,7 @@ class GroupCommitter:
                         log.exception("the batch observer failed")
                 return
 
-    def _commit_once(self, batch: list[Sequence[Transfer]]) -> list[list[Result]]:
+    def _commit_once(self, requests: list[_Request]) -> list[list[Result]]:
         # One connection across batches: a pool checkout per batch costs a round trip on
         # PostgreSQL (its pre-ping) and more Python than a small batch's own statements.
         if self._connection is None:
@@ -314,15 +369,31 @@ class GroupCommitter:
         try:
             with connection.begin():
                 head = lock_head(connection)
+                # After the lock: what a participant reads is then the latest committed.
+                joined = _by_participant(requests)
+                withdrawn: set[int] = set()
+                for participant, members in joined:
+                    flags = participant.before_decide(connection, [r.ticket for r in members])
+                    withdrawn.update(id(r) for r, flag in zip(members, flags, strict=True) if flag)
+                submitted = [r for r in requests if id(r) not in withdrawn]
+                batch = [r.transfers for r in submitted]
                 now_ns = self._clock_ns()
                 snapshot = load_snapshot(connection, head, batch, now_ns)
                 outcome = execute(snapshot, batch)
                 checkpoint = self._checkpoint(head, outcome.head)
                 write_outcome(connection, head, outcome, now_ns, checkpoint)
+                decided = dict(zip(map(id, submitted), outcome.results, strict=True))
+                results = [decided.get(id(r), []) for r in requests]
+                for participant, members in joined:
+                    staying = [r for r in members if id(r) not in withdrawn]
+                    if staying:
+                        tickets = [r.ticket for r in staying]
+                        staying_results = [decided[id(r)] for r in staying]
+                        participant.after_decide(connection, tickets, staying_results)
         except BaseException:
             self._drop_connection()  # it may be broken: the next attempt takes a fresh one
             raise
-        return outcome.results
+        return results
 
     def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
@@ -346,6 +417,17 @@ class GroupCommitter:
     def _fail(requests: list[_Request], error: BaseException) -> None:
         for request in requests:
             _settle(request.future, error)
+
+
+def _by_participant(
+    requests: list[_Request],
+) -> list[tuple[BatchParticipant[Any], list[_Request]]]:
+    """The requests joining each participant, in submission order."""
+    groups: dict[int, tuple[BatchParticipant[Any], list[_Request]]] = {}
+    for request in requests:
+        if request.participant is not None:
+            groups.setdefault(id(request.participant), (request.participant, []))[1].append(request)
+    return list(groups.values())
 
 
 def _settle(future: Future[list[Result]], outcome: list[Result] | BaseException) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 from uuid import UUID, uuid4
 
 import sqlalchemy as sa
@@ -16,12 +17,19 @@ from sqlalchemy.engine import Engine
 
 from rollon.ledger import chart, operations
 from rollon.ledger.accounts import Account, AccountKind, LedgerCode
-from rollon.ledger.hot_path import DEFAULT_CHECKPOINT_EVERY, BatchObserver, GroupCommitter
+from rollon.ledger.hot_path import (
+    DEFAULT_CHECKPOINT_EVERY,
+    BatchObserver,
+    BatchParticipant,
+    GroupCommitter,
+)
 from rollon.ledger.journal import Checkpoint, sign_checkpoint
 from rollon.ledger.queries import get_account
 from rollon.ledger.schema import accounts, checkpoints
 from rollon.ledger.storage import initialize_head, insert_checkpoint, lock_head, write_transaction
 from rollon.ledger.transfers import Result, Transfer
+
+_Ticket = TypeVar("_Ticket")
 
 MAX_NAME_LENGTH = 200
 
@@ -153,8 +161,14 @@ class Ledger:
         """The hot path: one result per transfer, returned once the batch is durable."""
         return self.hot_path.submit(transfers)
 
-    async def submit_async(self, transfers: Sequence[Transfer]) -> list[Result]:
-        return await self.hot_path.submit_async(transfers)
+    async def submit_async(
+        self,
+        transfers: Sequence[Transfer],
+        joining: tuple[BatchParticipant[_Ticket], _Ticket] | None = None,
+    ) -> list[Result]:
+        """The hot path from an event loop; a participant joined with a ticket commits its
+        rows with the transfers (see hot_path.BatchParticipant)."""
+        return await self.hot_path.submit_async(transfers, joining)
 
     def issue(
         self,
