@@ -28,8 +28,23 @@ too; 5xx and 429 are not, so a retry after them runs again.
 one, else one derived from the token and the key (so a retry whose answer was lost still
 lands on the same ledger id, which the ledger itself deduplicates), else a fresh one.
 
-Lookups and writes are batched like the ledger's: one thread per process takes every lookup
-and answer queued meanwhile, reads them in one query and stores them in one transaction.
+A route whose whole work is one ledger submission uses `submit` instead of `run`: the key's
+lookup and its answer then ride in the ledger's own batch transaction (a `BatchParticipant`),
+so the request costs one hand-off to the ledger's writer and one commit, and the answer is
+durable exactly when the transfers are:
+
+        async def prepare() -> Sequence[Transfer]:   # raise ProblemError to refuse
+            return [Transfer(...)]
+
+        def answer_of(results: Sequence[Result]) -> Answer:   # raise ProblemError on refusal
+            return json_answer(201, ThingOut(...))
+
+        return await idempotency.submit(principal, body, state.ledger, prepare, answer_of)
+
+`run` stays for routes that do other work around the ledger (their own tables, several
+submissions): there the lookups and writes are batched like the ledger's, by the store's own
+thread, which takes every lookup and answer queued meanwhile, reads them in one query and
+stores them in one transaction.
 """
 
 from __future__ import annotations
@@ -40,10 +55,10 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID, uuid4, uuid5
 
 from fastapi import Depends, Header, Request
@@ -58,6 +73,10 @@ from rollon.api.schema import MAX_IDEMPOTENCY_KEY_LENGTH
 from rollon.api.state import get_state
 from rollon.ledger.hot_path import LedgerOverloaded, StorageUnavailable
 from rollon.ledger.storage import write_transaction
+from rollon.ledger.transfers import Result, Transfer
+
+if TYPE_CHECKING:
+    from rollon.ledger.service import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +131,72 @@ class _Lookup:
     future: Future[KeptAnswer | None]
 
 
+@dataclass(slots=True)
+class KeptInBatch:
+    """A keyed request's ticket with the ledger's batch (see `KeyedAnswers`). Once the batch
+    committed, `kept` is what its key holds and `kept_own` whether that is this request's
+    own answer; `failure` is set instead when the answer must not be kept (a 5xx or 429)."""
+
+    identity: tuple[UUID, str]  # (token id, key)
+    request_sha256: bytes
+    answer_of: Callable[[Sequence[Result]], Answer]
+    kept: KeptAnswer | None = None
+    kept_own: bool = False
+    failure: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        assert 0 < len(self.identity[1]) <= MAX_IDEMPOTENCY_KEY_LENGTH
+
+
+class KeyedAnswers:
+    """Keeps keyed requests' answers in the ledger's batch transaction (a BatchParticipant).
+
+    Before the batch is decided it reads every ticket's key in one query: a kept answer
+    withdraws the request. After, it turns each request's results into its answer and keeps
+    them in one statement; a key a request decided earlier in the batch (or another process)
+    kept first gives that answer instead."""
+
+    def __init__(self, clock_ns: Callable[[], int]) -> None:
+        self._clock_ns = clock_ns
+
+    def before_decide(self, connection: Connection, tickets: Sequence[KeptInBatch]) -> list[bool]:
+        """Withdraw the requests whose keys already hold an answer."""
+        found = _select_many(connection, list({t.identity for t in tickets}))
+        for ticket in tickets:
+            ticket.kept, ticket.kept_own, ticket.failure = found.get(ticket.identity), False, None
+        return [ticket.kept is not None for ticket in tickets]
+
+    def after_decide(
+        self,
+        connection: Connection,
+        tickets: Sequence[KeptInBatch],
+        results: Sequence[list[Result]],
+    ) -> None:
+        """Keep each request's answer, or learn the one its key got first."""
+        firsts: dict[tuple[UUID, str], KeptAnswer] = {}
+        for ticket, ticket_results in zip(tickets, results, strict=True):
+            try:
+                answer = ticket.answer_of(ticket_results)
+            except Exception as error:  # never into the ledger's writer: it would halt
+                if not isinstance(error, ProblemError):
+                    log.exception("answering a keyed request failed")
+                ticket.failure = error
+                continue
+            ticket.kept = KeptAnswer(ticket.request_sha256, answer)
+            firsts.setdefault(ticket.identity, ticket.kept)
+        entries = [(token_id, key, kept) for (token_id, key), kept in firsts.items()]
+        inserted = _insert_new(connection, entries, self._clock_ns()) if entries else set()
+        earlier = _select_many(connection, [i for i in firsts if i not in inserted])
+        for ticket in tickets:
+            if ticket.failure is not None:
+                continue
+            held = firsts[ticket.identity] if ticket.identity in inserted else None
+            if held is None:
+                held = earlier[ticket.identity]
+            ticket.kept_own = held is ticket.kept
+            ticket.kept = held
+
+
 class IdempotencyStore:
     """Kept answers in the database. One thread serves every lookup and save: it takes all
     that queued meanwhile, reads the lookups in one query and commits the saves in one
@@ -129,6 +214,7 @@ class IdempotencyStore:
         assert engine.dialect.name in ("postgresql", "sqlite"), engine.dialect.name
         self._engine = engine
         self._clock_ns = clock_ns
+        self._in_batch = KeyedAnswers(clock_ns)
         self._max_batch = max_batch
         self._queue: queue.Queue[_Save | _Lookup | None] = queue.Queue(maxsize=max_queued)
         self._thread = threading.Thread(target=self._run, name="rollon-idempotency", daemon=True)
@@ -153,6 +239,11 @@ class IdempotencyStore:
 
     async def save(self, token_id: UUID, key: str, kept: KeptAnswer) -> KeptAnswer:
         return await asyncio.wrap_future(self.save_nowait(token_id, key, kept))
+
+    @property
+    def in_batch(self) -> KeyedAnswers:
+        """The participant keeping answers in the ledger's batch transaction."""
+        return self._in_batch
 
     def close(self) -> None:
         """Serve what is queued, then stop the thread."""
@@ -220,7 +311,7 @@ class IdempotencyStore:
     def _read(self, lookups: list[_Lookup]) -> list[KeptAnswer | None]:
         identities = list({(item.token_id, item.key) for item in lookups})
         with self._engine.connect() as connection:
-            found = self._select_many(connection, identities)
+            found = _select_many(connection, identities)
         return [found.get((item.token_id, item.key)) for item in lookups]
 
     def _write(self, batch: list[_Save]) -> list[KeptAnswer]:
@@ -229,74 +320,12 @@ class IdempotencyStore:
         for save in batch:
             firsts.setdefault((save.token_id, save.key), save)
         with write_transaction(self._engine) as connection:
-            inserted = self._insert_new(connection, list(firsts.values()), now_ns)
+            entries = [(s.token_id, s.key, s.kept) for s in firsts.values()]
+            inserted = _insert_new(connection, entries, now_ns)
             # Kept by another request first (another process, or a lost race).
-            earlier = self._select_many(connection, [i for i in firsts if i not in inserted])
+            earlier = _select_many(connection, [i for i in firsts if i not in inserted])
         held = {i: firsts[i].kept if i in inserted else earlier[i] for i in firsts}
         return [held[(save.token_id, save.key)] for save in batch]
-
-    # Plain driver statements: building SQLAlchemy expressions for a batch of a new size
-    # costs more than the database work itself.
-    def _select_many(
-        self, connection: Connection, identities: list[tuple[UUID, str]]
-    ) -> dict[tuple[UUID, str], KeptAnswer]:
-        """The kept answers of these (token, key) pairs, by primary-key seeks."""
-        if not identities:
-            return {}
-        if self._engine.dialect.name == "postgresql":
-            rows = connection.exec_driver_sql(
-                _PG_SELECT, ([t for t, _ in identities], [k for _, k in identities])
-            ).all()
-        else:
-            rows = []
-            for token_id, key in identities:
-                rows += connection.exec_driver_sql(_SQLITE_SELECT, (token_id.hex, key)).all()
-        return {
-            (_uuid(row[0]), row[1]): KeptAnswer(
-                bytes(row[2]), Answer(row[3], row[4], row[5].encode())
-            )
-            for row in rows
-        }
-
-    def _insert_new(
-        self, connection: Connection, saves: list[_Save], now_ns: int
-    ) -> set[tuple[UUID, str]]:
-        """Insert the answers whose keys are free; returns the (token, key) pairs inserted."""
-        if self._engine.dialect.name == "postgresql":
-            rows = connection.exec_driver_sql(
-                _PG_INSERT,
-                (
-                    now_ns,
-                    [s.token_id for s in saves],
-                    [s.key for s in saves],
-                    [s.kept.request_sha256 for s in saves],
-                    [s.kept.answer.status_code for s in saves],
-                    [s.kept.answer.media_type for s in saves],
-                    [s.kept.answer.body.decode() for s in saves],
-                ),
-            ).all()
-            return {(row[0], row[1]) for row in rows}
-        # SQLite: this transaction holds the database's write lock, so the keys found free
-        # here stay free until it commits.
-        taken = self._select_many(connection, [(s.token_id, s.key) for s in saves])
-        new = [s for s in saves if (s.token_id, s.key) not in taken]
-        if new:
-            connection.exec_driver_sql(
-                _SQLITE_INSERT,
-                [
-                    (
-                        s.token_id.hex,
-                        s.key,
-                        s.kept.request_sha256,
-                        s.kept.answer.status_code,
-                        s.kept.answer.media_type,
-                        s.kept.answer.body.decode(),
-                        now_ns,
-                    )
-                    for s in new
-                ],
-            )
-        return {(s.token_id, s.key) for s in new}
 
     @staticmethod
     def _fail(items: list[Any], error: BaseException) -> None:
@@ -321,6 +350,69 @@ _SQLITE_INSERT = (
     " (token_id, key, request_sha256, status_code, media_type, body, created_at_ns)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+# Plain driver statements: building SQLAlchemy expressions for a batch of a new size
+# costs more than the database work itself.
+def _select_many(
+    connection: Connection, identities: list[tuple[UUID, str]]
+) -> dict[tuple[UUID, str], KeptAnswer]:
+    """The kept answers of these (token, key) pairs, by primary-key seeks."""
+    if not identities:
+        return {}
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(
+            _PG_SELECT, ([t for t, _ in identities], [k for _, k in identities])
+        ).all()
+    else:
+        rows = []
+        for token_id, key in identities:
+            rows += connection.exec_driver_sql(_SQLITE_SELECT, (token_id.hex, key)).all()
+    return {
+        (_uuid(row[0]), row[1]): KeptAnswer(bytes(row[2]), Answer(row[3], row[4], row[5].encode()))
+        for row in rows
+    }
+
+
+def _insert_new(
+    connection: Connection, entries: list[tuple[UUID, str, KeptAnswer]], now_ns: int
+) -> set[tuple[UUID, str]]:
+    """Insert the answers whose keys are free; returns the (token, key) pairs inserted."""
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(
+            _PG_INSERT,
+            (
+                now_ns,
+                [token_id for token_id, _, _ in entries],
+                [key for _, key, _ in entries],
+                [kept.request_sha256 for _, _, kept in entries],
+                [kept.answer.status_code for _, _, kept in entries],
+                [kept.answer.media_type for _, _, kept in entries],
+                [kept.answer.body.decode() for _, _, kept in entries],
+            ),
+        ).all()
+        return {(row[0], row[1]) for row in rows}
+    # SQLite: this transaction holds the database's write lock, so the keys found free
+    # here stay free until it commits.
+    taken = _select_many(connection, [(token_id, key) for token_id, key, _ in entries])
+    new = [e for e in entries if (e[0], e[1]) not in taken]
+    if new:
+        connection.exec_driver_sql(
+            _SQLITE_INSERT,
+            [
+                (
+                    token_id.hex,
+                    key,
+                    kept.request_sha256,
+                    kept.answer.status_code,
+                    kept.answer.media_type,
+                    kept.answer.body.decode(),
+                    now_ns,
+                )
+                for token_id, key, kept in new
+            ],
+        )
+    return {(token_id, key) for token_id, key, _ in new}
 
 
 def _uuid(value: UUID | str) -> UUID:
@@ -367,21 +459,65 @@ class Idempotency:
             return self._replay(kept, fingerprint)  # another request with this key came first
         return answer.response()
 
+    async def submit(
+        self,
+        principal: Principal,
+        body: BaseModel,
+        ledger: Ledger,
+        prepare: Callable[[], Awaitable[Sequence[Transfer]]],
+        answer_of: Callable[[Sequence[Result]], Answer],
+    ) -> Response:
+        """Submit the transfers `prepare` gives, once per key, keeping the answer `answer_of`
+        gives for their results in the same transaction; answer retries with the first
+        answer. A refusal `prepare` raises is kept like one of `answer_of`."""
+        refusal: Answer | None = None
+        transfers: Sequence[Transfer] = ()
+        try:
+            transfers = await prepare()
+        except ProblemError as problem:
+            refusal = self._kept_problem(problem)
+
+        def answer(results: Sequence[Result]) -> Answer:
+            if refusal is not None:
+                return refusal
+            try:
+                return answer_of(results)
+            except ProblemError as problem:
+                return self._kept_problem(problem)
+
+        if self.key is None:
+            if refusal is not None:
+                return refusal.response()
+            return answer(await ledger.submit_async(transfers)).response()
+        fingerprint = self.fingerprint(body)
+        ticket = KeptInBatch((principal.token_id, self.key), fingerprint, answer)
+        await ledger.submit_async(transfers, (self._store.in_batch, ticket))
+        if ticket.failure is not None:
+            raise ticket.failure
+        assert ticket.kept is not None, "a committed batch knows each ticket's answer"
+        if ticket.kept_own:
+            return ticket.kept.answer.response()
+        return self._replay(ticket.kept, fingerprint)  # kept before, or first in the batch
+
     async def _execute(self, execute: Callable[[], Awaitable[Answer]]) -> Answer:
         try:
             return await execute()
         except ProblemError as problem:
-            if problem.status_code >= 500 or problem.status_code == 429:
-                raise
-            body = problem_body(
-                problem.status_code,
-                problem.code,
-                problem.title,
-                problem.detail,
-                self._request.url.path,
-                problem.errors,
-            )
-            return Answer(problem.status_code, PROBLEM_MEDIA_TYPE, body)
+            return self._kept_problem(problem)
+
+    def _kept_problem(self, problem: ProblemError) -> Answer:
+        """A refusal as an answer to keep; 5xx and 429 are raised again, never kept."""
+        if problem.status_code >= 500 or problem.status_code == 429:
+            raise problem
+        body = problem_body(
+            problem.status_code,
+            problem.code,
+            problem.title,
+            problem.detail,
+            self._request.url.path,
+            problem.errors,
+        )
+        return Answer(problem.status_code, PROBLEM_MEDIA_TYPE, body)
 
     def _replay(self, kept: KeptAnswer, fingerprint: bytes) -> Response:
         if kept.request_sha256 != fingerprint:

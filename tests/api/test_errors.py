@@ -222,7 +222,7 @@ async def test_overloaded_ledger_is_503_with_retry_after(api: Api) -> None:
 
     token, body = await _pay(api)
 
-    def overloaded(_transfers: object) -> object:
+    def overloaded(*_submission: object) -> object:
         raise LedgerOverloaded("full")
 
     hot_path = api.state.ledger.hot_path

@@ -8,6 +8,7 @@ reconversion, which keep the guarantee fund's mirror in step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -81,7 +82,7 @@ async def post_transfer(
         )
     transfer_id = idempotency.operation_id(principal, body.id)
 
-    async def execute() -> Answer:
+    async def prepare() -> list[Transfer]:
         kind = await state.account_kinds.kind_of(body.destination_id)
         if kind is None:
             raise problem_for_result(Result.ACCOUNT_NOT_FOUND, f"no account {body.destination_id}")
@@ -92,16 +93,20 @@ async def post_transfer(
                 "Destination not allowed",
                 f"a {principal.role} may not send money to a {kind} account",
             )
-        transfer = Transfer(
-            id=transfer_id,
-            debit_account_id=body.source_id,
-            credit_account_id=body.destination_id,
-            amount=body.amount,
-            ledger=LedgerCode.RLN,
-            code=TransferCode.TRANSFER,
-            memo=body.memo,
-        )
-        (result,) = await state.ledger.submit_async([transfer])
+        return [
+            Transfer(
+                id=transfer_id,
+                debit_account_id=body.source_id,
+                credit_account_id=body.destination_id,
+                amount=body.amount,
+                ledger=LedgerCode.RLN,
+                code=TransferCode.TRANSFER,
+                memo=body.memo,
+            )
+        ]
+
+    def answer_of(results: Sequence[Result]) -> Answer:
+        (result,) = results
         if result not in (Result.OK, Result.EXISTS):
             raise problem_for_result(result, _detail(result, body))
         answer = TransferOut(
@@ -114,7 +119,7 @@ async def post_transfer(
         )
         return json_answer(201 if result is Result.OK else 200, answer)
 
-    return await idempotency.run(principal, body, execute)
+    return await idempotency.submit(principal, body, state.ledger, prepare, answer_of)
 
 
 def _detail(result: Result, body: TransferIn) -> str:
