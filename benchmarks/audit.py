@@ -7,8 +7,9 @@ funded accounts, then full batches of payments through the GroupCommitter), and 
 1. `verify_database`, each export (journal, CSV, FEC, Beancount) and the offline verification
    of the journal export, each in a fresh interpreter: seconds, and peak resident memory
    during the task above the interpreter's baseline (imports and a connection; the imports'
-   high-water mark is reset first through /proc/self/clear_refs). Measured at two sizes, the
-   memory must not grow with the journal (`*_mem_growth` ratios close to 1).
+   high-water mark is reset first through /proc/self/clear_refs, and the peak read from
+   VmHWM). Measured at two sizes, the memory must not grow with the journal
+   (`*_mem_growth` ratios close to 1).
 2. Ceilings in the same run with the raw driver (sqlite3 / psycopg): reading every row and
    hashing it (verify), reading every row into csv.writer (export). Ratios are service
    seconds over raw seconds (lower is better).
@@ -69,13 +70,18 @@ from rollon.ledger.audit.exports import ExportFormat, export
 from rollon.ledger.audit.offline_verify import verify_file
 with engine.connect() as connection:  # the baseline: imports, engine, one connection
     connection.exec_driver_sql("SELECT 1")
-try:  # forget the imports' high-water mark, so the peak below is the task's own (Linux)
+def status_kb(field):
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith(field))
+# Linux: forget the imports' high-water mark, so the peak below is the task's own. VmHWM, not
+# ru_maxrss: the latter also keeps the parent's size at fork time, from before the exec.
+try:
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")
-    with open("/proc/self/status") as status:
-        baseline_kb = next(int(l.split()[1]) for l in status if l.startswith("VmRSS"))
+    baseline_kb, peak = status_kb("VmRSS"), lambda: status_kb("VmHWM")
 except OSError:
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 if task == "verify":
     report = verify_database(engine, keys)
@@ -96,7 +102,7 @@ elapsed = time.perf_counter() - started
 print(json.dumps({
     "seconds": elapsed,
     "baseline_kb": baseline_kb,
-    "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    "peak_kb": peak(),
     "detail": detail,
 }))
 """
