@@ -19,6 +19,7 @@ from rollon.api.token_store import Role, create_token, revoke_tokens_named
 from rollon.ledger.accounts import AccountKind, LedgerCode
 from rollon.ledger.service import AccountError, Ledger
 from rollon.ledger.transfers import Result, Transfer, TransferCode
+from rollon.merchants.directory import Category, MerchantApplication, MerchantDirectory
 
 _NAMESPACE = UUID("8c0b5f3e-2d41-4a7e-9b6c-1f0e3d2c4b5a")
 TOKEN_NAME_PREFIX = "demo: "  # noqa: S105  (a name prefix, not a secret)
@@ -31,6 +32,7 @@ class DemoAccount:
     name: str
     role: Role
     issued: int = 0  # centimes issued at the start (members)
+    merchant: MerchantApplication | None = None  # merchants are onboarded in the directory
 
     @property
     def id(self) -> UUID:
@@ -49,15 +51,48 @@ ACCOUNTS = (
         AccountKind.MERCHANT,
         "Boulangerie du Gros-Horloge, Rouen",
         Role.MERCHANT,
+        merchant=MerchantApplication(
+            legal_name="SARL Fournil du Gros-Horloge",
+            trade_name="Boulangerie du Gros-Horloge",
+            siret="81234567600017",
+            category=Category.BAKERY.value,
+            address="12 rue du Gros-Horloge",
+            postcode="76000",
+            city="Rouen",
+            iban="FR7630003012340001234567854",
+        ),
     ),
     DemoAccount(
-        "fromagerie-caen", AccountKind.MERCHANT, "Fromagerie du Vaugueux, Caen", Role.MERCHANT
+        "fromagerie-caen",
+        AccountKind.MERCHANT,
+        "Fromagerie du Vaugueux, Caen",
+        Role.MERCHANT,
+        merchant=MerchantApplication(
+            legal_name="Fromagerie du Vaugueux SAS",
+            trade_name="Fromagerie du Vaugueux",
+            siret="82345678500018",
+            category=Category.GROCERY.value,
+            address="5 rue du Vaugueux",
+            postcode="14000",
+            city="Caen",
+            iban="FR7614707000210009876543269",
+        ),
     ),
     DemoAccount(
         "librairie-le-havre",
         AccountKind.MERCHANT,
         "Librairie de la Porte Océane, Le Havre",
         Role.MERCHANT,
+        merchant=MerchantApplication(
+            legal_name="Librairie de la Porte Océane SARL",
+            trade_name="Librairie de la Porte Océane",
+            siret="83456789300013",
+            category=Category.BOOKS_CULTURE.value,
+            address="1 avenue Foch",
+            postcode="76600",
+            city="Le Havre",
+            iban="FR7611425009000005551234543",
+        ),
     ),
     DemoAccount("alice", AccountKind.MEMBER, "Alice Martin", Role.MEMBER, issued=15_000),
     DemoAccount("baptiste", AccountKind.MEMBER, "Baptiste Leroy", Role.MEMBER, issued=8_000),
@@ -101,12 +136,17 @@ def seed_demo(
     """Seed the demo (idempotent) and return fresh tokens for everyone in it."""
     revoke_tokens_named(engine, TOKEN_NAME_PREFIX)
     step("revoked earlier demo tokens")
+    directory = MerchantDirectory(engine, ledger)
     for account in ACCOUNTS:
-        try:
-            ledger.open_account(kind=account.kind, name=account.name, account_id=account.id)
-        except AccountError as error:
-            if error.code != "account_exists":
-                raise
+        if account.merchant is not None:
+            merchant_id = uuid5(_NAMESPACE, f"merchant:{account.key}")
+            directory.onboard(account.merchant, merchant_id=merchant_id, account_id=account.id)
+        else:
+            try:
+                ledger.open_account(kind=account.kind, name=account.name, account_id=account.id)
+            except AccountError as error:
+                if error.code != "account_exists":
+                    raise
         step(f"account {account.name}")
     for account in ACCOUNTS:
         if account.issued:

@@ -204,10 +204,14 @@ class MerchantDirectory:
         self._lock = threading.Lock()
 
     def onboard(
-        self, application: MerchantApplication, merchant_id: UUID | None = None
+        self,
+        application: MerchantApplication,
+        merchant_id: UUID | None = None,
+        account_id: UUID | None = None,
     ) -> Merchant:
-        """Onboard a merchant with a new RLN merchant account. The same `merchant_id` with
-        the same application again returns the merchant (a retry)."""
+        """Onboard a merchant with a new RLN merchant account (with id `account_id` when
+        given, as demo data does). The same `merchant_id` with the same application again
+        returns the merchant (a retry)."""
         clean = validate_application(application)
         merchant_id = merchant_id or uuid4()
         earlier = self.get(merchant_id)
@@ -218,7 +222,9 @@ class MerchantDirectory:
                 "siret_exists", f"SIRET {clean.siret} is onboarded", Refusal.CONFLICT
             )
         try:
-            account = self._ledger.open_account(kind=AccountKind.MERCHANT, name=clean.trade_name)
+            account = self._ledger.open_account(
+                kind=AccountKind.MERCHANT, name=clean.trade_name, account_id=account_id
+            )
         except AccountError as error:
             raise _invalid(error.code, str(error)) from None
         row = merchant_row(merchant_id, account.id, clean, self._clock_ns())

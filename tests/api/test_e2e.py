@@ -120,6 +120,22 @@ def test_serve_demo_drive_restart_verify(db_url: str, tmp_path: Path) -> None:
                 headers={"Authorization": f"Bearer {bakery_token}"},
             ).json()
             assert history["items"][0]["memo"] == "Pain"
+            # The demo's merchants are in the directory, so they can take QR payments.
+            cities = {m["city"] for m in client.get("/v1/merchants").json()["items"]}
+            assert cities == {"Rouen", "Caen", "Le Havre"}
+            request = client.post(
+                "/v1/payment-requests",
+                json={"amount": 250, "reference": "Table 4"},
+                headers={"Authorization": f"Bearer {bakery_token}"},
+            )
+            assert request.status_code == 201, request.text
+            qr_paid = client.post(
+                "/v1/payments",
+                json={"payload": request.json()["payload"], "source_id": alice},
+                headers={"Authorization": f"Bearer {alice_token}"},
+            )
+            assert qr_paid.status_code == 201, qr_paid.text
+            assert qr_paid.json()["merchant_name"] == "Boulangerie du Gros-Horloge"
             issued = client.post(
                 "/v1/issuances",
                 json={"account_id": alice, "amount": 1_000, "euro_reference": "e2e"},
@@ -156,7 +172,7 @@ def test_serve_demo_drive_restart_verify(db_url: str, tmp_path: Path) -> None:
             balance = client.get(
                 f"/v1/accounts/{alice}", headers={"Authorization": f"Bearer {new_alice_token}"}
             ).json()["balance"]
-            assert balance == before - 320 + 1_000
+            assert balance == before - 320 - 250 + 1_000
 
     verified = subprocess.run(
         rollon("audit", "verify", "--db", db_url, "--key-file", str(tmp_path / "rollon.key")),
