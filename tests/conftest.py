@@ -8,19 +8,17 @@ Each PostgreSQL test gets a schema of its own, so parallel runs never see each o
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from rollon.ledger.service import install_chart
-from rollon.ledger.storage import create_engine, normalize_url
+from rollon.ledger.storage import create_engine
 from rollon.migrations import upgrade
+from tests.databases import POSTGRES_URL, fresh_database
 
-POSTGRES_URL = os.environ.get("ROLLON_TEST_POSTGRES_URL", "")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -29,32 +27,11 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("CI=true but ROLLON_TEST_POSTGRES_URL is not set")
 
 
-def _postgres_schema_url(schema: str) -> str:
-    """The test server's URL, with every connection's search_path set to `schema`."""
-    url = sa.make_url(normalize_url(POSTGRES_URL))
-    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
-    )
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty database of each kind; the schema is not created yet."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'rollon.db'}"
-        return
-    if not POSTGRES_URL:
-        pytest.skip("set ROLLON_TEST_POSTGRES_URL to run the PostgreSQL tests")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    try:
-        yield _postgres_schema_url(schema)
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ balances, invariants) so no test can leave them broken unnoticed."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,8 @@ from rollon.ledger import chart
 from rollon.ledger.accounts import LedgerCode
 from rollon.ledger.keys import load_signing_key
 from rollon.ledger.queries import trial_balance
-from rollon.ledger.storage import create_engine
 from rollon.ledger.verify import verify_database
-from tests.conftest import POSTGRES_URL, _postgres_schema_url
+from tests.databases import fresh_database
 
 BASE_URL = "http://rollon.test"
 
@@ -35,27 +32,6 @@ BASE_URL = "http://rollon.test"
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@contextmanager
-def fresh_database(kind: str, directory: Path) -> Iterator[str]:
-    """An empty database of this kind ("sqlite" or "postgres"), like the `db_url` fixture,
-    for fixtures that live longer than one test."""
-    if kind == "sqlite":
-        yield f"sqlite:///{directory / 'rollon.db'}"
-        return
-    if not POSTGRES_URL:
-        pytest.skip("set ROLLON_TEST_POSTGRES_URL to run the PostgreSQL tests")
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    try:
-        yield _postgres_schema_url(schema)
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
 
 
 def bearer(token: str) -> dict[str, str]:

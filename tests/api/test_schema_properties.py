@@ -21,7 +21,8 @@ from rollon.ledger.accounts import AccountKind
 from rollon.ledger.keys import load_or_create_signing_key
 from rollon.ledger.service import Ledger
 from rollon.ledger.storage import create_engine
-from tests.api.conftest import assert_books_sound, fresh_database, make_settings
+from tests.api.conftest import assert_books_sound, make_settings
+from tests.databases import fresh_database
 
 pytestmark = pytest.mark.slow
 
