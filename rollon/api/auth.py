@@ -28,11 +28,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
+from fastapi.security import HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -141,32 +141,39 @@ class Authenticator:
             return find_token(connection, secret)
 
 
-_bearer = HTTPBearer(auto_error=False, description="A token from `POST /v1/tokens`")
+class _RoleGate(HTTPBearer):
+    """The dependency `require_roles` gives. It is itself the HTTP bearer security scheme,
+    so OpenAPI documents the route's security, and it reads the header itself: one
+    dependency to resolve per request instead of a scheme nested in a checker."""
 
+    def __init__(self, roles: frozenset[Role]) -> None:
+        super().__init__(
+            auto_error=False,
+            scheme_name="HTTPBearer",
+            description="A token from `POST /v1/tokens`",
+        )
+        self._allowed = roles
+        self._allowed_text = ", ".join(sorted(roles))
 
-def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that lets through only valid tokens of these roles."""
-    assert roles, "name at least one role"
-    allowed = frozenset(roles)
-    allowed_text = ", ".join(sorted(allowed))
-
-    async def principal_of(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Principal:
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         client = request.client.host if request.client is not None else "unknown"
-        secret = credentials.credentials if credentials is not None else None
-        principal = await get_state(request).authenticator.authenticate(secret, client)
-        if principal.role not in allowed:
+        scheme, secret = get_authorization_scheme_param(request.headers.get("authorization"))
+        given = secret if scheme.lower() == "bearer" and secret else None
+        principal = await get_state(request).authenticator.authenticate(given, client)
+        if principal.role not in self._allowed:
             raise ProblemError(
                 403,
                 "forbidden",
                 "Forbidden",
-                f"a {principal.role} token may not do this; it takes: {allowed_text}",
+                f"a {principal.role} token may not do this; it takes: {self._allowed_text}",
             )
         return principal
 
-    return principal_of
+
+def require_roles(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency that lets through only valid tokens of these roles."""
+    assert roles, "name at least one role"
+    return _RoleGate(frozenset(roles))
 
 
 def check_account_access(principal: Principal, account_id: UUID) -> None:

@@ -55,8 +55,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID, uuid4, uuid5
@@ -348,7 +349,7 @@ _PG_INSERT = (
 _SQLITE_INSERT = (
     "INSERT INTO idempotency_keys"
     " (token_id, key, request_sha256, status_code, media_type, body, created_at_ns)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 
 
@@ -366,8 +367,9 @@ def _select_many(
         ).all()
     else:
         rows = []
-        for token_id, key in identities:
-            rows += connection.exec_driver_sql(_SQLITE_SELECT, (token_id.hex, key)).all()
+        with _driver_cursor(connection) as cursor:  # a seek costs microseconds this way
+            for token_id, key in identities:
+                rows += cursor.execute(_SQLITE_SELECT, (token_id.hex, key)).fetchall()
     return {
         (_uuid(row[0]), row[1]): KeptAnswer(bytes(row[2]), Answer(row[3], row[4], row[5].encode()))
         for row in rows
@@ -392,27 +394,32 @@ def _insert_new(
             ),
         ).all()
         return {(row[0], row[1]) for row in rows}
-    # SQLite: this transaction holds the database's write lock, so the keys found free
-    # here stay free until it commits.
-    taken = _select_many(connection, [(token_id, key) for token_id, key, _ in entries])
-    new = [e for e in entries if (e[0], e[1]) not in taken]
-    if new:
-        connection.exec_driver_sql(
-            _SQLITE_INSERT,
-            [
-                (
-                    token_id.hex,
-                    key,
-                    kept.request_sha256,
-                    kept.answer.status_code,
-                    kept.answer.media_type,
-                    kept.answer.body.decode(),
-                    now_ns,
-                )
-                for token_id, key, kept in new
-            ],
-        )
-    return {(token_id, key) for token_id, key, _ in new}
+    # SQLite: one seek per row through the driver's own cursor; the row count tells which
+    # keys were free.
+    inserted = set()
+    with _driver_cursor(connection) as cursor:
+        for token_id, key, kept in entries:
+            answer = kept.answer
+            row = (token_id.hex, key, kept.request_sha256, answer.status_code)
+            cursor.execute(_SQLITE_INSERT, (*row, answer.media_type, answer.body.decode(), now_ns))
+            if cursor.rowcount == 1:
+                inserted.add((token_id, key))
+    return inserted
+
+
+@contextmanager
+def _driver_cursor(connection: Connection) -> Iterator[Any]:
+    """The driver's own cursor, in the connection's transaction: no SQLAlchemy work per
+    statement. Its errors are raised as SQLAlchemy's, which the ledger's writer sorts into
+    retry, fail or halt."""
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    cursor = connection.connection.cursor()
+    try:
+        yield cursor
+    except dbapi_error as error:
+        raise DBAPIError.instance(None, None, error, dbapi_error) from error
+    finally:
+        cursor.close()
 
 
 def _uuid(value: UUID | str) -> UUID:
