@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect, Engine, Row
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from rollon.ledger.accounts import Account, AccountKind, Balances, LedgerCode
@@ -169,7 +170,7 @@ def entry_from_row(row: AnyRow) -> JournalEntry:
 
 
 def entry_to_row(entry: JournalEntry) -> dict[str, Any]:
-    return dict(zip(_TRANSFER_COLUMNS, _entry_values(entry), strict=True))
+    return dict(zip(_TRANSFER_COLUMNS, _entry_values(entry, _same), strict=True))
 
 
 # The order of `_entry_values`, which is the bulk insert's.
@@ -195,18 +196,20 @@ _TRANSFER_COLUMNS = (
 )
 
 
-def _entry_values(entry: JournalEntry) -> tuple[Any, ...]:
+def _entry_values(entry: JournalEntry, uuid: Callable[[UUID], Any]) -> tuple[Any, ...]:
+    """An entry's column values, its UUIDs through `uuid`. `str` of a StrEnum is its value,
+    and costs less than `.value`, a Python-level property."""
     t = entry.transfer
     return (
         entry.seq,
-        t.id,
-        t.debit_account_id,
-        t.credit_account_id,
+        uuid(t.id),
+        uuid(t.debit_account_id),
+        uuid(t.credit_account_id),
         t.amount,
-        t.ledger.value,
-        t.code.value,
+        str(t.ledger),
+        str(t.code),
         int(t.flags),
-        t.pending_id,
+        None if t.pending_id is None else uuid(t.pending_id),
         t.timeout_s,
         entry.expires_at_ns,
         t.event_time_ns,
@@ -349,19 +352,124 @@ _CLOSE_HOLDS = holds.delete().where(_InIds(holds.c.transfer_id, "ids"))
 _RESULTS = {result.value: result for result in Result}
 
 
+_GUARDED_BALANCE_UPDATE = (
+    accounts.update()
+    .where(
+        accounts.c.id == sa.bindparam("b_id"),
+        accounts.c.debits_posted == sa.bindparam("old_dp"),
+        accounts.c.credits_posted == sa.bindparam("old_cp"),
+        accounts.c.debits_pending == sa.bindparam("old_dq"),
+        accounts.c.credits_pending == sa.bindparam("old_cq"),
+    )
+    .values(
+        debits_posted=sa.bindparam("new_dp"),
+        credits_posted=sa.bindparam("new_cp"),
+        debits_pending=sa.bindparam("new_dq"),
+        credits_pending=sa.bindparam("new_cq"),
+    )
+)
+# The order of `_update_balances`' rows: the compiled SQL takes SET's parameters first.
+_GUARDED_BALANCE_PARAMETERS = (
+    "new_dp",
+    "new_cp",
+    "new_dq",
+    "new_cq",
+    "b_id",
+    "old_dp",
+    "old_cp",
+    "old_dq",
+    "old_cq",
+)
+_MOVE_HEAD = (
+    journal_head.update()
+    .where(journal_head.c.id == 1, journal_head.c.seq == sa.bindparam("before_seq"))
+    .values(
+        seq=sa.bindparam("new_seq"),
+        hash=sa.bindparam("new_hash"),
+        timestamp_ns=sa.bindparam("new_timestamp_ns"),
+    )
+)
+
+
+def _same(value: UUID) -> UUID:
+    return value
+
+
+def _hex(value: UUID) -> str:
+    return value.hex
+
+
+class _Driver:
+    """The statements every batch runs, as the driver's own SQL for one dialect, and how their
+    values are bound.
+
+    SQLAlchemy processes each parameter of each row it executes and each column of each row
+    it returns (UUIDs to and from hex text on SQLite, bytes wrapped in the driver's Binary),
+    and at the hundreds of rows a batch reads and writes that costs more than the database's
+    own work. So these statements are compiled once per dialect, and run with
+    `exec_driver_sql` (same transaction, same error wrapping) on plain tuples that already
+    hold what SQLAlchemy would have bound: a UUID as the dialect's Uuid type stores it (hex
+    text on SQLite, native on PostgreSQL), bytes as they are (both drivers bind a blob).
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.native_uuid = dialect.supports_native_uuid
+        self.uuid: Callable[[UUID], Any] = _same if self.native_uuid else _hex
+        # Tuples of parameters need a positional paramstyle (psycopg's default is named).
+        positional = dialect
+        if not dialect.positional:
+            assert isinstance(dialect, DefaultDialect)
+            positional = type(dialect)(paramstyle="format")
+        self.known = _driver_sql(_KNOWN, positional, ("ids", "ids"))
+        self.balances = _driver_sql(_BALANCES, positional, ("ids",))
+        self.insert_entries = _driver_sql(transfers.insert(), positional, _TRANSFER_COLUMNS)
+        self.update_balances = _driver_sql(
+            _GUARDED_BALANCE_UPDATE, positional, _GUARDED_BALANCE_PARAMETERS
+        )
+
+    def id_list(self, ids: Collection[UUID]) -> tuple[Any, Callable[[Any], UUID]]:
+        """`ids` as the one parameter `_InIds` binds, and how to turn an id a row returns
+        back into its UUID (on SQLite, by looking up its hex text rather than parsing it)."""
+        if self.native_uuid:
+            return list(ids), _same
+        by_hex = {u.hex: u for u in ids}
+        return json.dumps(list(by_hex)), by_hex.__getitem__
+
+
+def _driver_sql(statement: ClauseElement, dialect: Dialect, parameters: Sequence[str]) -> str:
+    """The statement's SQL for `dialect`, checked to take `parameters` in this order."""
+    compiled = statement.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    assert compiled.positiontup == list(parameters), compiled.positiontup
+    return compiled.string
+
+
+_DRIVERS: dict[tuple[type, str, bool], _Driver] = {}
+
+
+def _driver(dialect: Dialect) -> _Driver:
+    """One `_Driver` per kind of dialect (class, parameter style, native UUIDs), not per engine."""
+    key = (type(dialect), dialect.paramstyle, dialect.supports_native_uuid)
+    driver = _DRIVERS.get(key)
+    if driver is None:
+        driver = _DRIVERS[key] = _Driver(dialect)
+    return driver
+
+
 def load_snapshot(
     connection: Connection, head: ChainHead, requests: Sequence[Sequence[Transfer]], now_ns: int
 ) -> Snapshot:
     """Read, under the head lock, everything the state machine needs to decide `requests`."""
+    driver = _driver(connection.dialect)
     batch = [t for request in requests for t in request]
-    ids = list({t.id for t in batch})
+    ids, id_of = driver.id_list({t.id for t in batch})
     committed: list[UUID] = []
     failed: dict[UUID, Result] = {}
-    for transfer_id, result in connection.execute(_KNOWN, {"ids": ids}):
+    for row_id, result in connection.exec_driver_sql(driver.known, (ids, ids)):
         if result is None:
-            committed.append(transfer_id)
+            committed.append(id_of(row_id))
         else:
-            failed[transfer_id] = _RESULTS.get(result) or Result(result)
+            failed[id_of(row_id)] = _RESULTS.get(result) or Result(result)
     existing = {}
     if committed:
         existing = {
@@ -385,14 +493,10 @@ def load_snapshot(
     for hold in open_holds.values():
         account_ids.add(hold.transfer.debit_account_id)
         account_ids.add(hold.transfer.credit_account_id)
-    loaded = {
-        account_id: Balances(account_id, _ledger(ledger), *rest)
-        for account_id, ledger, *rest in connection.execute(_BALANCES, {"ids": account_ids})
-    }
     return Snapshot(
         now_ns=now_ns,
         head=head,
-        accounts=loaded,
+        accounts=_load_balances(connection, driver, account_ids),
         existing=existing,
         failed=failed,
         holds=open_holds,
@@ -400,91 +504,20 @@ def load_snapshot(
     )
 
 
-_RunRows: TypeAlias = Callable[[Connection, list[tuple[Any, ...]]], int]
-
-
-class _BulkWrite:
-    """An INSERT or UPDATE run for many rows at once, with plain tuples.
-
-    SQLAlchemy builds a dictionary of parameters for each row it executes, and at the
-    hundreds of rows a batch writes that costs more than the database's own work. So the Core
-    statement is compiled once per dialect, and the rows go to the driver's executemany as
-    tuples, through the same bind processors SQLAlchemy would apply (UUIDs become text on
-    SQLite, for one). `names` are the statement's parameters in the order of the rows' values.
-    """
-
-    def __init__(self, statement: sa.Insert | sa.Update, names: Sequence[str]) -> None:
-        self._statement = statement
-        self._names = tuple(names)
-        # One entry per kind of dialect (class and parameter style), not per engine.
-        self._compiled: dict[tuple[type, str], _RunRows] = {}
-
-    def execute(self, connection: Connection, rows: list[tuple[Any, ...]]) -> int:
-        """Write every row; returns the number of rows the database changed."""
-        dialect = connection.dialect
-        key = (type(dialect), dialect.paramstyle)
-        run = self._compiled.get(key)
-        if run is None:
-            run = self._compiled[key] = self._compile(dialect)
-        return run(connection, rows)
-
-    def _compile(self, dialect: Dialect) -> _RunRows:
-        compiled = self._statement.compile(dialect=dialect)
-        order = list(compiled.positiontup or self._names)
-        assert sorted(order) == sorted(self._names), "the rows must fill every parameter"
-        source = [self._names.index(name) for name in order]
-        processors = [
-            (position, processor)
-            for position, name in enumerate(order)
-            if (
-                processor := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            )
-            is not None
-        ]
-        positional = compiled.positiontup is not None
-        identity = source == list(range(len(source)))
-
-        def convert(row: tuple[Any, ...]) -> tuple[Any, ...] | dict[str, Any]:
-            values = list(row) if identity else [row[i] for i in source]
-            for position, process in processors:
-                values[position] = process(values[position])
-            return tuple(values) if positional else dict(zip(order, values, strict=True))
-
-        def run(connection: Connection, rows: list[tuple[Any, ...]]) -> int:
-            result = connection.exec_driver_sql(compiled.string, [convert(row) for row in rows])
-            return result.rowcount
-
-        return run
-
-
-_INSERT_ENTRIES = _BulkWrite(transfers.insert(), _TRANSFER_COLUMNS)
-_MOVE_HEAD = (
-    journal_head.update()
-    .where(journal_head.c.id == 1, journal_head.c.seq == sa.bindparam("before_seq"))
-    .values(
-        seq=sa.bindparam("new_seq"),
-        hash=sa.bindparam("new_hash"),
-        timestamp_ns=sa.bindparam("new_timestamp_ns"),
-    )
-)
-
-_GUARDED_BALANCE_UPDATE = _BulkWrite(
-    accounts.update()
-    .where(
-        accounts.c.id == sa.bindparam("b_id"),
-        accounts.c.debits_posted == sa.bindparam("old_dp"),
-        accounts.c.credits_posted == sa.bindparam("old_cp"),
-        accounts.c.debits_pending == sa.bindparam("old_dq"),
-        accounts.c.credits_pending == sa.bindparam("old_cq"),
-    )
-    .values(
-        debits_posted=sa.bindparam("new_dp"),
-        credits_posted=sa.bindparam("new_cp"),
-        debits_pending=sa.bindparam("new_dq"),
-        credits_pending=sa.bindparam("new_cq"),
-    ),
-    ("b_id", "old_dp", "old_cp", "old_dq", "old_cq", "new_dp", "new_cp", "new_dq", "new_cq"),
-)
+def _load_balances(
+    connection: Connection, driver: _Driver, account_ids: Collection[UUID]
+) -> dict[UUID, Balances]:
+    ids, id_of = driver.id_list(account_ids)
+    loaded = {}
+    for row_id, ledger, no_overdraft, closed, *totals in connection.exec_driver_sql(
+        driver.balances, (ids,)
+    ):
+        account_id = id_of(row_id)
+        # bool(): SQLite returns its booleans as 0 and 1.
+        loaded[account_id] = Balances(
+            account_id, _ledger(ledger), bool(no_overdraft), bool(closed), *totals
+        )
+    return loaded
 
 
 def write_outcome(
@@ -495,8 +528,12 @@ def write_outcome(
     checkpoint: Checkpoint | None = None,
 ) -> None:
     """Write a decided batch. Raises LedgerCorrupted if the database moved under the lock."""
+    driver = _driver(connection.dialect)
     if outcome.entries:
-        _INSERT_ENTRIES.execute(connection, [_entry_values(e) for e in outcome.entries])
+        uuid = driver.uuid
+        connection.exec_driver_sql(
+            driver.insert_entries, [_entry_values(e, uuid) for e in outcome.entries]
+        )
     if outcome.failures:
         connection.execute(
             failed_transfers.insert(),
@@ -516,7 +553,7 @@ def write_outcome(
     if outcome.holds_closed:
         connection.execute(_CLOSE_HOLDS, {"ids": outcome.holds_closed})
     if outcome.accounts:
-        _update_balances(connection, outcome)
+        _update_balances(connection, driver, outcome)
     if outcome.head != before:
         updated = connection.execute(
             _MOVE_HEAD,
@@ -533,25 +570,26 @@ def write_outcome(
         insert_checkpoint(connection, checkpoint)
 
 
-def _update_balances(connection: Connection, outcome: Outcome) -> None:
+def _update_balances(connection: Connection, driver: _Driver, outcome: Outcome) -> None:
     before = outcome.accounts_before
+    uuid = driver.uuid
     rows = []
     for account_id, new in outcome.accounts.items():
         old = before[account_id]
         rows.append(
             (
-                account_id,
-                old.debits_posted,
-                old.credits_posted,
-                old.debits_pending,
-                old.credits_pending,
                 new.debits_posted,
                 new.credits_posted,
                 new.debits_pending,
                 new.credits_pending,
+                uuid(account_id),
+                old.debits_posted,
+                old.credits_posted,
+                old.debits_pending,
+                old.credits_pending,
             )
         )
-    updated = _GUARDED_BALANCE_UPDATE.execute(connection, rows)
+    updated = connection.exec_driver_sql(driver.update_balances, rows).rowcount
     if updated != len(rows):
         raise LedgerCorrupted(f"{len(rows) - updated} account balances changed under the head lock")
 
