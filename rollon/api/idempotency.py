@@ -541,27 +541,49 @@ def _valid_key(key: str) -> bool:
     return 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH and all(" " <= c <= "~" for c in key)
 
 
-async def idempotency(
-    request: Request,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="Any unique string (a UUID is best), 1 to 255 printable ASCII "
-            "characters. A retry with the same key and body gets the first answer again.",
-            examples=["5f0c1e9a-7f1b-4c52-b5d6-0d6f4b0e8a11"],
-        ),
-    ] = None,
-) -> Idempotency:
-    """The request's idempotency helper (a FastAPI dependency)."""
-    if idempotency_key is not None and not _valid_key(idempotency_key):
+_KEY_DESCRIPTION = (
+    "Any unique string (a UUID is best), 1 to 255 printable ASCII characters. A retry with "
+    "the same key and body gets the first answer again."
+)
+_KEY_EXAMPLE = "5f0c1e9a-7f1b-4c52-b5d6-0d6f4b0e8a11"
+
+# The header as OpenAPI shows it, for the hot routes that call `idempotency_of` directly.
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": _KEY_DESCRIPTION,
+    "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
+    "example": _KEY_EXAMPLE,
+}
+
+
+def idempotency_of(request: Request) -> Idempotency:
+    """The request's idempotency helper, from its `Idempotency-Key` header (400 if bad)."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not _valid_key(key):
         raise ProblemError(
             400,
             "invalid_idempotency_key",
             "Invalid Idempotency-Key",
             f"an Idempotency-Key has 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters",
         )
-    return Idempotency(request, idempotency_key, get_state(request).idempotency)
+    return Idempotency(request, key, get_state(request).idempotency)
+
+
+async def idempotency(
+    request: Request,
+    idempotency_key: Annotated[  # read by idempotency_of; declared here for the manual
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description=_KEY_DESCRIPTION,
+            examples=[_KEY_EXAMPLE],
+        ),
+    ] = None,
+) -> Idempotency:
+    """The request's idempotency helper (a FastAPI dependency)."""
+    return idempotency_of(request)
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(idempotency)]

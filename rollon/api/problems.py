@@ -247,7 +247,7 @@ def _allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
-def _not_json(request: Request) -> bool:
+def not_json(request: Request) -> bool:
     """True when the request names a body type that is not JSON."""
     content_type = request.headers.get("content-type")
     if not content_type:
@@ -279,7 +279,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
         errors = error.errors()
-        if _not_json(request) and any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+        if not_json(request) and any(tuple(e.get("loc", ())) == ("body",) for e in errors):
             problem = ProblemError(
                 415,
                 "unsupported_media_type",

@@ -9,22 +9,24 @@ reconversion, which keep the guarantee fund's mirror in step.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from rollon.api.auth import Principal, Role, require_roles
+from rollon.api.auth import Role, require_roles
 from rollon.api.fields import Centimes, Memo, RequestModel
-from rollon.api.idempotency import Answer, IdempotencyDep, json_answer
+from rollon.api.hot_route import hot_route_openapi, json_body
+from rollon.api.idempotency import Answer, idempotency_of, json_answer
 from rollon.api.problems import PROBLEM_RESPONSES, Problem, ProblemError, problem_for_result
 from rollon.api.state import get_state
 from rollon.ledger.accounts import AccountKind, LedgerCode
 from rollon.ledger.transfers import Result, Transfer, TransferCode
 
 router = APIRouter(prefix="/v1", tags=["transfers"], responses=PROBLEM_RESPONSES)
+_SENDERS = require_roles(Role.MEMBER, Role.MERCHANT)
 
 _DESTINATIONS: dict[Role, frozenset[AccountKind]] = {
     Role.MEMBER: frozenset({AccountKind.MEMBER, AccountKind.MERCHANT, AccountKind.EXCHANGE_POINT}),
@@ -63,19 +65,18 @@ class TransferOut(BaseModel):
     status_code=201,
     response_model=TransferOut,
     summary="Send RolloN from your account",
+    openapi_extra=hot_route_openapi(TransferIn),
     responses={
         200: {"model": TransferOut, "description": "Done before with this id (a retry)"},
         404: {"model": Problem, "description": "No such destination (`account_not_found`)"},
         409: {"model": Problem, "description": "Id or key reused, or account closed"},
     },
 )
-async def post_transfer(
-    body: TransferIn,
-    request: Request,
-    principal: Annotated[Principal, Depends(require_roles(Role.MEMBER, Role.MERCHANT))],
-    idempotency: IdempotencyDep,
-) -> Response:
-    state = get_state(request)  # no dependency for it: this is the hot path
+async def post_transfer(request: Request) -> Response:
+    principal = await _SENDERS.check(request)  # a hot route: see rollon.api.hot_route
+    body = await json_body(request, TransferIn)
+    idempotency = idempotency_of(request)
+    state = get_state(request)
     if not principal.owns(body.source_id):
         raise ProblemError(
             403, "forbidden", "Forbidden", "you may only send money from your own account"
