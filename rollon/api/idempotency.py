@@ -446,7 +446,8 @@ class Idempotency:
 
     def fingerprint(self, body: BaseModel) -> bytes:
         """What makes two requests "the same": method, path and the validated body."""
-        digest = hashlib.sha256(f"{self._request.method} {self._request.url.path}\n".encode())
+        request = self._request  # the scope's path: building request.url costs more
+        digest = hashlib.sha256(f"{request.method} {request.scope['path']}\n".encode())
         digest.update(body.model_dump_json().encode())
         return digest.digest()
 
@@ -538,7 +539,8 @@ class Idempotency:
 
 
 def _valid_key(key: str) -> bool:
-    return 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH and all(" " <= c <= "~" for c in key)
+    # Printable ASCII is exactly " " to "~".
+    return 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH and key.isascii() and key.isprintable()
 
 
 _KEY_DESCRIPTION = (
