@@ -7,7 +7,6 @@ Storage loads a `Snapshot` under the database's locks, calls `execute`, and writ
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -37,6 +36,10 @@ _POST_PENDING = int(TransferFlag.POST_PENDING)
 _VOID_PENDING = int(TransferFlag.VOID_PENDING)
 _RESOLVING = _POST_PENDING | _VOID_PENDING
 _PHASES = _PENDING | _RESOLVING
+# The results every transfer meets, as module constants: an Enum class's attribute lookup
+# costs several times a global's.
+_OK = Result.OK
+_EXISTS = Result.EXISTS
 
 
 @dataclass(slots=True)
@@ -125,14 +128,14 @@ class _Batch:
         for transfer_id in self._chain_accepted:
             del self.accepted[transfer_id]
 
-    def _touch(self, account: Balances) -> Balances:
+    def _touch(self, account: Balances) -> None:
+        """Note an account's balances before the chain and the batch change it."""
         account_id = account.id
         if self._undo_logged and account_id not in self._undo:
             self._undo[account_id] = account.copy()
         if account_id not in self.originals:
             # A copy of its own: the undo copy goes back into play if the chain rolls back.
             self.originals[account_id] = account.copy()
-        return account
 
     # -- one transfer ---------------------------------------------------------------------
     def decide(self, t: Transfer) -> Result:
@@ -145,15 +148,20 @@ class _Batch:
             return Result.EXISTS_WITH_DIFFERENT_FIELDS  # the id of an expiry, due or to come
         if self.failed and t.id in self.failed:
             return Result.ID_ALREADY_FAILED
-        result = self._validate(t)
-        if result is not Result.OK:
+        # Looked up once for both validating and applying: a UUID's hash is Python code.
+        debit = self.accounts.get(t.debit_account_id)
+        credit = self.accounts.get(t.credit_account_id)
+        result = self._validate(t, debit, credit)
+        if result is not _OK:
             return result
-        self._apply(t)
+        assert debit is not None and credit is not None
+        self._apply(t, debit, credit)
         self.accepted[t.id] = t
         self._chain_accepted.append(t.id)
-        return Result.OK
+        return _OK
 
-    def _validate(self, t: Transfer) -> Result:
+    def _validate(self, t: Transfer, debit: Balances | None, credit: Balances | None) -> Result:
+        """`debit` and `credit` are the transfer's accounts, None when not found."""
         phase = int(t.flags) & _PHASES
         if phase.bit_count() > 1:
             return Result.FLAGS_ARE_MUTUALLY_EXCLUSIVE
@@ -176,8 +184,6 @@ class _Batch:
             return Result.MEMO_TOO_LONG
         if t.debit_account_id == t.credit_account_id:
             return Result.SAME_ACCOUNT
-        debit = self.accounts.get(t.debit_account_id)
-        credit = self.accounts.get(t.credit_account_id)
         if debit is None or credit is None:
             return Result.ACCOUNT_NOT_FOUND
         if debit.ledger != t.ledger or credit.ledger != t.ledger:
@@ -193,7 +199,7 @@ class _Batch:
             or debit.debits_posted + debit.debits_pending + t.amount > MAX_AMOUNT
         ):
             return Result.OVERFLOW
-        return Result.OK
+        return _OK
 
     def _validate_resolution(self, t: Transfer, phase: int) -> Result:
         assert t.pending_id is not None
@@ -211,11 +217,12 @@ class _Batch:
             return Result.EXCEEDS_PENDING_AMOUNT
         if phase == _VOID_PENDING and t.amount != pending.amount:
             return Result.PENDING_MISMATCH
-        return Result.OK
+        return _OK
 
-    def _apply(self, t: Transfer) -> None:
-        debit = self._touch(self.accounts[t.debit_account_id])
-        credit = self._touch(self.accounts[t.credit_account_id])
+    def _apply(self, t: Transfer, debit: Balances, credit: Balances) -> None:
+        """Apply a valid transfer to its accounts, `debit` and `credit` as `accounts` holds them."""
+        self._touch(debit)
+        self._touch(credit)
         timestamp = self.next_ts
         self.next_ts += 1
         expires_at: int | None = None
@@ -279,7 +286,8 @@ class _Batch:
                 memo="expired",
             )
             self.begin_chain(can_roll_back=False)
-            self._apply(void)
+            accounts = self.accounts
+            self._apply(void, accounts[void.debit_account_id], accounts[void.credit_account_id])
 
 
 def _chains(request: Sequence[Transfer]) -> list[Sequence[Transfer]]:
@@ -340,7 +348,7 @@ def _decide_chain(work: _Batch, chain_: Sequence[Transfer]) -> list[Result]:
     for i, t in enumerate(chain_):
         result = work.decide(t)
         results.append(result)
-        if result not in (Result.OK, Result.EXISTS):
+        if result is not _OK and result is not _EXISTS:
             failed_at = i
             break
     if failed_at is None and int(chain_[-1].flags) & _LINKED:
@@ -361,17 +369,27 @@ def _decide_chain(work: _Batch, chain_: Sequence[Transfer]) -> list[Result]:
 
 def _assert_double_entry(originals: dict[UUID, Balances], changed: dict[UUID, Balances]) -> None:
     """Checked on every batch: per ledger, what was debited was credited, posted and pending,
-    and no limited account went below zero. A ledger that breaks this stops here."""
-    drift: defaultdict[tuple[LedgerCode, str], int] = defaultdict(int)
-    for account_id, now in changed.items():
-        before = originals[account_id]
+    and no limited account went below zero. A ledger that breaks this stops here.
+    `changed` has the keys of `originals`, in the same order."""
+    posted: dict[LedgerCode, int] = {}
+    pending: dict[LedgerCode, int] = {}
+    for before, now in zip(originals.values(), changed.values(), strict=True):
+        assert now.id == before.id
         assert now.debits_pending >= 0 and now.credits_pending >= 0
-        assert not now.no_overdraft or now.available >= 0, f"account {account_id} overdrawn"
-        drift[now.ledger, "posted"] += (now.debits_posted - before.debits_posted) - (
-            now.credits_posted - before.credits_posted
+        assert not now.no_overdraft or now.available >= 0, f"account {now.id} overdrawn"
+        ledger = now.ledger
+        posted[ledger] = posted.get(ledger, 0) + (
+            (now.debits_posted - before.debits_posted)
+            - (now.credits_posted - before.credits_posted)
         )
-        drift[now.ledger, "pending"] += (now.debits_pending - before.debits_pending) - (
-            now.credits_pending - before.credits_pending
+        pending[ledger] = pending.get(ledger, 0) + (
+            (now.debits_pending - before.debits_pending)
+            - (now.credits_pending - before.credits_pending)
         )
-    unbalanced = {key: value for key, value in drift.items() if value != 0}
+    unbalanced = {
+        (ledger, kind): value
+        for kind, drift in (("posted", posted), ("pending", pending))
+        for ledger, value in drift.items()
+        if value != 0
+    }
     assert not unbalanced, f"double entry broken: {unbalanced}"

@@ -70,7 +70,7 @@ def test_chain_continues_from_any_head() -> None:
 
 def test_chain_refuses_timestamps_that_do_not_increase() -> None:
     records = _recorded(2)
-    records[1] = replace(records[1], timestamp_ns=records[0].timestamp_ns)
+    records[1] = records[1]._replace(timestamp_ns=records[0].timestamp_ns)
     with pytest.raises(AssertionError, match="increase"):
         chain(GENESIS, records)
 
