@@ -1,8 +1,9 @@
 """The merchants layer as the API's routes reach it: one `Merchants` per running app, and
 its refusals as problem+json.
 
-For route authors: take `merchants: MerchantsDep`, call its (blocking) services in the
-thread pool, and turn a `MerchantError` into a problem with `problem_of(error)`.
+For route authors: take `merchants: MerchantsDep` (or call `merchants_of(request)`), call
+its (blocking) services in the thread pool, and turn a `MerchantError` into a problem with
+`problem_of(error)`.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def problem_of(error: MerchantError) -> ProblemError:
     return ProblemError(_STATUS[error.refusal], error.code, title, str(error), headers=headers)
 
 
-def get_merchants(request: Request) -> Merchants:
-    """The running app's merchants services, made on first use (a FastAPI dependency)."""
+def merchants_of(request: Request) -> Merchants:
+    """The running app's merchants services, made on first use."""
     state = get_state(request)
     held: tuple[AppState, Merchants] | None = getattr(request.app.state, "merchants", None)
     if held is not None and held[0] is state:
@@ -53,4 +54,9 @@ def get_merchants(request: Request) -> Merchants:
     return held[1]
 
 
-MerchantsDep = Annotated[Merchants, Depends(get_merchants)]
+async def _merchants(request: Request) -> Merchants:
+    # An async dependency: FastAPI would run a plain function in its thread pool.
+    return merchants_of(request)
+
+
+MerchantsDep = Annotated[Merchants, Depends(_merchants)]

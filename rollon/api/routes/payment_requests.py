@@ -19,15 +19,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from rollon.api.auth import Principal, Role, require_roles
 from rollon.api.fields import Centimes, RequestModel, from_ns
-from rollon.api.idempotency import Answer, IdempotencyDep, json_answer
-from rollon.api.merchant_services import MerchantsDep, problem_of
+from rollon.api.hot_route import hot_route_openapi, json_body
+from rollon.api.idempotency import Answer, IdempotencyDep, idempotency_of, json_answer
+from rollon.api.merchant_services import MerchantsDep, merchants_of, problem_of
 from rollon.api.problems import PROBLEM_RESPONSES, ProblemError
 from rollon.api.routes.merchants import qr_response
 from rollon.merchants.errors import MerchantError
@@ -41,7 +42,8 @@ from rollon.merchants.service import Merchants
 router = APIRouter(prefix="/v1", tags=["payment requests"], responses=PROBLEM_RESPONSES)
 NS_PER_S = 1_000_000_000
 
-_MERCHANT = Depends(require_roles(Role.MERCHANT))
+_MERCHANT_GATE = require_roles(Role.MERCHANT)
+_MERCHANT = Depends(_MERCHANT_GATE)
 _READERS = Depends(require_roles(Role.MERCHANT, Role.MEMBER, Role.ADMIN, Role.AUDITOR))
 _OWNER_OR_ADMIN = Depends(require_roles(Role.MERCHANT, Role.ADMIN))
 
@@ -145,13 +147,13 @@ def _acting_merchant(principal: Principal) -> UUID:
     status_code=201,
     response_model=PaymentRequestOut,
     summary="Ask for a payment: the answer carries the QR payload",
+    openapi_extra=hot_route_openapi(PaymentRequestIn),
 )
-async def post_payment_request(
-    body: PaymentRequestIn,
-    merchants: MerchantsDep,
-    principal: Annotated[Principal, _MERCHANT],
-    idempotency: IdempotencyDep,
-) -> Response:
+async def post_payment_request(request: Request) -> Response:
+    principal = await _MERCHANT_GATE.check(request)  # a hot route: see rollon.api.hot_route
+    body = await json_body(request, PaymentRequestIn)
+    idempotency = idempotency_of(request)
+    merchants = merchants_of(request)
     account_id = _acting_merchant(principal)
     request_id = idempotency.operation_id(principal, body.id)
 

@@ -8,15 +8,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from rollon.api.auth import Principal, Role, require_roles
 from rollon.api.fields import Centimes, RequestModel, from_ns
-from rollon.api.idempotency import Answer, IdempotencyDep, json_answer
-from rollon.api.merchant_services import MerchantsDep, problem_of
+from rollon.api.hot_route import hot_route_openapi, json_body
+from rollon.api.idempotency import Answer, idempotency_of, json_answer
+from rollon.api.merchant_services import MerchantsDep, merchants_of, problem_of
 from rollon.api.problems import PROBLEM_RESPONSES, ProblemError
 from rollon.api.routes.payment_requests import PaymentRequestOut, request_out
 from rollon.merchants.errors import MerchantError
@@ -26,7 +27,8 @@ from rollon.merchants.requests import RequestStatus
 router = APIRouter(prefix="/v1", tags=["payments"], responses=PROBLEM_RESPONSES)
 NS_PER_S = 1_000_000_000
 
-_MEMBER = Depends(require_roles(Role.MEMBER))
+_PAYERS = require_roles(Role.MEMBER)
+_MEMBER = Depends(_PAYERS)
 
 
 class PaymentIn(RequestModel):
@@ -81,13 +83,13 @@ class PreviewOut(BaseModel):
     response_model=PaymentOut,
     summary="Pay a payment request (or a merchant's counter code) from its QR payload",
     responses={200: {"model": PaymentOut, "description": "Paid before by you (a retry)"}},
+    openapi_extra=hot_route_openapi(PaymentIn),
 )
-async def post_payment(
-    body: PaymentIn,
-    merchants: MerchantsDep,
-    principal: Annotated[Principal, _MEMBER],
-    idempotency: IdempotencyDep,
-) -> Response:
+async def post_payment(request: Request) -> Response:
+    principal = await _PAYERS.check(request)  # a hot route: see rollon.api.hot_route
+    body = await json_body(request, PaymentIn)
+    idempotency = idempotency_of(request)
+    merchants = merchants_of(request)
     if not principal.owns(body.source_id):
         raise ProblemError(403, "forbidden", "Forbidden", "you may only pay from your own account")
     payment_id = idempotency.operation_id(principal, body.id)

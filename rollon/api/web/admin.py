@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
-from rollon.api.merchant_services import get_merchants
+from rollon.api.merchant_services import merchants_of
 from rollon.api.routes.issuances import MAX_EURO_REFERENCE_LENGTH
 from rollon.api.schema import MAX_TOKEN_NAME_LENGTH, api_tokens
 from rollon.api.token_store import Role, TokenError, create_token, revoke_token
@@ -315,7 +315,7 @@ async def onboard(page: AdminPage) -> Response:
         )
     assert page.viewer is not None
     merchant_id = operation_id(page.viewer.token_id, ONBOARD_PURPOSE, form_id)
-    directory = get_merchants(page.request).directory
+    directory = merchants_of(page.request).directory
     try:
         merchant = await run_in_threadpool(
             directory.onboard, MerchantApplication(**values), merchant_id
@@ -363,7 +363,7 @@ class SettlementsView:
 
 
 def _settlements(page: Page) -> SettlementsView:
-    reconversions = get_merchants(page.request).reconversions
+    reconversions = merchants_of(page.request).reconversions
     return SettlementsView(
         owed=reconversions.owed(),
         settlements=reconversions.list_settlements(limit=SETTLEMENTS_LISTED),
@@ -394,7 +394,7 @@ async def settlements(
     notice = None
     if made is not None:
         settlement = await run_in_threadpool(
-            get_merchants(page.request).reconversions.get_settlement, made
+            merchants_of(page.request).reconversions.get_settlement, made
         )
         if settlement is not None:
             notice = page.t(
@@ -420,7 +420,7 @@ async def prepare_settlement(page: AdminPage) -> Response:
     settlement_id = operation_id(page.viewer.token_id, SETTLE_PURPOSE, form_id)
     try:
         await run_in_threadpool(
-            get_merchants(page.request).reconversions.prepare_settlement,
+            merchants_of(page.request).reconversions.prepare_settlement,
             settlement_id,
             execution_date,
         )
@@ -432,7 +432,7 @@ async def prepare_settlement(page: AdminPage) -> Response:
 
 async def _settlement(page: Page, settlement_id: UUID) -> Settlement:
     settlement = await run_in_threadpool(
-        get_merchants(page.request).reconversions.get_settlement, settlement_id
+        merchants_of(page.request).reconversions.get_settlement, settlement_id
     )
     if settlement is None:
         raise WebError(404, "error.settlement_not_found")
@@ -455,7 +455,7 @@ async def settlement_file(page: AdminPage, settlement_id: UUID) -> Response:
 async def settlement_paid(page: AdminPage, settlement_id: UUID) -> Response:
     await _settlement(page, settlement_id)
     try:
-        await run_in_threadpool(get_merchants(page.request).reconversions.mark_paid, settlement_id)
+        await run_in_threadpool(merchants_of(page.request).reconversions.mark_paid, settlement_id)
     except MerchantError as error:
         raise WebError(409, "error.service", detail=page.t.error(error.code, str(error))) from error
     return RedirectResponse(f"/admin/settlements?paid={settlement_id}", status_code=303)
@@ -466,7 +466,7 @@ async def settlement_cancel(page: AdminPage, settlement_id: UUID) -> Response:
     await _settlement(page, settlement_id)
     try:
         await run_in_threadpool(
-            get_merchants(page.request).reconversions.cancel_settlement, settlement_id
+            merchants_of(page.request).reconversions.cancel_settlement, settlement_id
         )
     except MerchantError as error:
         raise WebError(409, "error.service", detail=page.t.error(error.code, str(error))) from error

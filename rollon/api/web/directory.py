@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from rollon.api.merchant_services import get_merchants
+from rollon.api.merchant_services import merchants_of
 from rollon.api.web.forms import Form
 from rollon.api.web.rendering import PageDep, WebRoute
 from rollon.merchants.directory import MAX_SEARCH_LENGTH, Category, MerchantPage
@@ -33,7 +33,7 @@ async def directory(page: PageDep) -> Response:
     cursor = form.text("cursor", max_chars=MAX_CURSOR_CHARS, required=False)
     found: MerchantPage | None = None
     if form.ok:
-        search = get_merchants(page.request).directory.search
+        search = merchants_of(page.request).directory.search
         try:
             found = await run_in_threadpool(
                 lambda: search(

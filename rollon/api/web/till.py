@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from rollon.api.merchant_services import get_merchants
+from rollon.api import merchant_services
 from rollon.api.token_store import Role
 from rollon.api.web.forms import Form
 from rollon.api.web.ledger_views import operation_id
@@ -49,7 +49,7 @@ RECONVERSION_PURPOSE: Final = "reconversion"
 
 def merchants_of(page: Page) -> Merchants:
     """The running app's merchants services (one per app, shared with the API's routes)."""
-    return get_merchants(page.request)
+    return merchant_services.merchants_of(page.request)
 
 
 def _error(page: Page, error: MerchantError) -> str:

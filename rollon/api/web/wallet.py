@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from rollon.api.fields import MAX_MEMO_LENGTH
-from rollon.api.merchant_services import get_merchants
+from rollon.api.merchant_services import merchants_of
 from rollon.api.token_store import Role
 from rollon.api.web.forms import Form
 from rollon.api.web.ledger_views import HistoryLine, history_page, operation_id
@@ -185,7 +185,7 @@ async def _preview(page: Page, form: Form) -> PaymentPreview | None:
     if not form.ok:
         return None
     try:
-        preview = await run_in_threadpool(get_merchants(page.request).requests.preview, payload)
+        preview = await run_in_threadpool(merchants_of(page.request).requests.preview, payload)
     except MerchantError as error:
         form.fail("payload", page.t.error(error.code, str(error)))
         return None
@@ -221,7 +221,7 @@ async def pay(page: MemberPage) -> Response:
     try:
         payment = await run_in_threadpool(
             partial(
-                get_merchants(page.request).requests.pay,
+                merchants_of(page.request).requests.pay,
                 form.raw("payload"),
                 page.viewer_account,
                 amount=amount,
