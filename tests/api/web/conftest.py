@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 
 from rollon.api.app import create_app
-from rollon.api.merchant_services import get_merchants
+from rollon.api.merchant_services import merchants_of
 from rollon.api.settings import Settings
 from rollon.api.state import AppState
 from rollon.api.token_store import Role, create_token
@@ -98,7 +98,7 @@ class Books:
     @property
     def merchants(self) -> Merchants:
         """The app's own merchants services (the instance its routes and pages use)."""
-        return get_merchants(Request({"type": "http", "app": self.app}))
+        return merchants_of(Request({"type": "http", "app": self.app}))
 
     def merchant(self, trade_name: str, city: str = "Rouen") -> Merchant:
         """An onboarded merchant (with its account), in the public directory."""
