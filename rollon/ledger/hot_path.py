@@ -117,17 +117,22 @@ class _Request:
 
 class _Inbox:
     """The bounded queue of requests. Submitters add one at a time; the writer takes all that
-    fit in a batch under one lock, leaving the rest (in order) for the next batch."""
+    fit in a batch, leaving the rest (in order) for the next batch.
+
+    The writer holds the lock only to swap the whole queue out (and to put back what did not
+    fit), never while it walks the requests: a submitter that found the lock taken would give
+    up the GIL, and wait for the busy writer to give it back."""
 
     def __init__(self, max_requests: int) -> None:
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._requests: deque[_Request | None] = deque()  # None: stop once this is reached
+        self._out = 0  # requests the writer swapped out and may put back: still queued
         self._max_requests = max_requests
 
     def put(self, request: _Request) -> None:
         with self._lock:
-            if len(self._requests) >= self._max_requests:
+            if len(self._requests) + self._out >= self._max_requests:
                 raise LedgerOverloaded("too many transfers are waiting; retry shortly")
             self._requests.append(request)
             if len(self._requests) == 1:  # the writer waits only on an empty queue
@@ -144,20 +149,27 @@ class _Inbox:
         with self._lock:
             while not self._requests:
                 self._not_empty.wait()
-            pending = self._requests
-            taken: list[_Request] = []
-            count = 0
-            while pending:
-                request = pending[0]
-                if request is None:
-                    pending.popleft()
-                    return taken, True
-                if taken and count + len(request.transfers) > max_transfers:
-                    break
+            pending, self._requests = self._requests, deque()
+            self._out = len(pending)
+        taken: list[_Request] = []
+        stopping = False
+        count = 0
+        while pending:
+            request = pending[0]
+            if request is None:
                 pending.popleft()
-                taken.append(request)
-                count += len(request.transfers)
-            return taken, False
+                stopping = True
+                break
+            if taken and count + len(request.transfers) > max_transfers:
+                break
+            pending.popleft()
+            taken.append(request)
+            count += len(request.transfers)
+        with self._lock:
+            # What did not fit came before anything queued since: it goes back in front.
+            self._requests.extendleft(reversed(pending))
+            self._out = 0
+        return taken, stopping
 
 
 class _LoopDoorbell:
@@ -382,14 +394,16 @@ class GroupCommitter:
                 outcome = execute(snapshot, batch)
                 checkpoint = self._checkpoint(head, outcome.head)
                 write_outcome(connection, head, outcome, now_ns, checkpoint)
-                decided = dict(zip(map(id, submitted), outcome.results, strict=True))
-                results = [decided.get(id(r), []) for r in requests]
-                for participant, members in joined:
-                    staying = [r for r in members if id(r) not in withdrawn]
-                    if staying:
-                        tickets = [r.ticket for r in staying]
-                        staying_results = [decided[id(r)] for r in staying]
-                        participant.after_decide(connection, tickets, staying_results)
+                results = outcome.results  # the usual batch: no participant, none withdrawn
+                if joined:
+                    decided = dict(zip(map(id, submitted), outcome.results, strict=True))
+                    results = [decided.get(id(r), []) for r in requests]
+                    for participant, members in joined:
+                        staying = [r for r in members if id(r) not in withdrawn]
+                        if staying:
+                            tickets = [r.ticket for r in staying]
+                            staying_results = [decided[id(r)] for r in staying]
+                            participant.after_decide(connection, tickets, staying_results)
         except BaseException:
             self._drop_connection()  # it may be broken: the next attempt takes a fresh one
             raise
