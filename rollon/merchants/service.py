@@ -21,7 +21,8 @@ from rollon.merchants.settings import MerchantSettings
 class Merchants:
     """The directory, payment requests, refunds and reconversions, sharing one notifier
     (so a payment wakes the tills waiting in this process), one keyring and one writer
-    that group-commits the frequent small writes. Call `close` when done."""
+    that puts the frequent small writes in the ledger's own batches (closing the Ledger
+    commits what is queued)."""
 
     def __init__(
         self,
@@ -39,7 +40,7 @@ class Merchants:
         self.settings = settings
         self.keyring = keyring
         self.notifier = RequestNotifier()
-        self.writer = BatchWriter(engine)
+        self.writer = BatchWriter(ledger)
         self.directory = MerchantDirectory(engine, ledger, clock_ns)
         self.requests = PaymentRequests(
             engine,
@@ -53,7 +54,3 @@ class Merchants:
         )
         self.refunds = Refunds(engine, ledger, self.requests, clock_ns)
         self.reconversions = Reconversions(engine, ledger, self.directory, settings, clock_ns)
-
-    def close(self) -> None:
-        """Commit the queued writes and stop the writer thread."""
-        self.writer.close()

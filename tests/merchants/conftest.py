@@ -79,11 +79,9 @@ def ledger(engine: Engine) -> Iterator[Ledger]:
 
 
 @pytest.fixture
-def merchants(engine: Engine, ledger: Ledger, clock: Clock) -> Iterator[Merchants]:
+def merchants(engine: Engine, ledger: Ledger, clock: Clock) -> Merchants:
     settings = MerchantSettings(reconversion_fee_bps=300, request_ttl_s=300, fund_iban=FUND_IBAN)
-    merchants = Merchants(engine, ledger, settings, clock_ns=clock)
-    yield merchants
-    merchants.close()
+    return Merchants(engine, ledger, settings, clock_ns=clock)
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
 import threading
-import time
 from uuid import uuid4
 
 import pytest
@@ -7,8 +6,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from rollon.ledger.accounts import LedgerCode
+from rollon.ledger.service import Ledger
+from rollon.ledger.transfers import Result, Transfer, TransferCode
 from rollon.merchants.batch_writer import BatchWriter
 from rollon.merchants.schema import settlements
+from tests.merchants.conftest import balance, member_with
 
 
 def _insert(settlement_id: object, message_id: str) -> object:
@@ -38,8 +41,8 @@ def _count(engine: Engine) -> int:
         )
 
 
-def test_a_failing_write_fails_alone(engine: Engine) -> None:
-    writer = BatchWriter(engine)
+def test_a_failing_write_fails_alone(engine: Engine, ledger: Ledger) -> None:
+    writer = BatchWriter(ledger)
     results: list[object] = []
     barrier = threading.Barrier(8)
 
@@ -56,23 +59,46 @@ def test_a_failing_write_fails_alone(engine: Engine) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    writer.close()
     assert sorted(map(str, results)) == ["duplicate"] + ["ok"] * 7
     assert _count(engine) == 7
-
-
-def test_the_writer_thread_leaves_when_idle_and_comes_back(engine: Engine) -> None:
-    writer = BatchWriter(engine, idle_exit_s=0.05)
-    assert writer.write(_insert(uuid4(), "a")) == "ok"  # type: ignore[arg-type]
-    time.sleep(0.3)
-    assert not any(
-        t.name == "rollon-merchants" and t.is_alive()
-        for t in threading.enumerate()
-        if t is writer._thread
-    )
-    assert writer._thread is None
-    assert writer.write(_insert(uuid4(), "b")) == "ok"  # type: ignore[arg-type]
-    writer.close()
-    assert _count(engine) == 2
     with pytest.raises(IntegrityError):
-        BatchWriter(engine).write(_insert(uuid4(), "a"))  # type: ignore[arg-type]
+        writer.write(_insert(uuid4(), "m2"))  # type: ignore[arg-type]
+
+
+def test_writes_share_the_ledgers_batches_without_touching_its_transfers(
+    engine: Engine, ledger: Ledger
+) -> None:
+    writer = BatchWriter(ledger)
+    payer = member_with(ledger, 10_000)
+    payee = member_with(ledger, 0, "Dominique")
+    barrier = threading.Barrier(12)
+    outcomes: list[object] = []
+
+    def pay(index: int) -> None:
+        barrier.wait()
+        transfer = Transfer(
+            id=uuid4(),
+            debit_account_id=payer,
+            credit_account_id=payee,
+            amount=100,
+            ledger=LedgerCode.RLN,
+            code=TransferCode.TRANSFER,
+        )
+        outcomes.extend(ledger.submit([transfer]))
+
+    def write(index: int) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(writer.write(_insert(uuid4(), "same")))  # type: ignore[arg-type]
+        except IntegrityError:
+            outcomes.append("duplicate")
+
+    threads = [threading.Thread(target=pay, args=(i,)) for i in range(6)]
+    threads += [threading.Thread(target=write, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(map(str, outcomes)) == sorted(["duplicate"] * 5 + ["ok"] + [Result.OK] * 6)
+    assert balance(engine, payee) == 600
+    assert _count(engine) == 1

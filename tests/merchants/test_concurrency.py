@@ -122,7 +122,6 @@ _PAYER_PROCESS = textwrap.dedent(
             outcomes.append("ok")
         except MerchantError as error:
             outcomes.append(error.code)
-    merchants.close()
     ledger.close()
     print(json.dumps(outcomes))
     """
