@@ -407,14 +407,15 @@ class _Driver:
     it returns (UUIDs to and from hex text on SQLite, bytes wrapped in the driver's Binary),
     and at the hundreds of rows a batch reads and writes that costs more than the database's
     own work. So these statements are compiled once per dialect, and run with
-    `exec_driver_sql` (same transaction, same error wrapping) on plain tuples that already
-    hold what SQLAlchemy would have bound: a UUID as the dialect's Uuid type stores it (hex
-    text on SQLite, native on PostgreSQL), bytes as they are (both drivers bind a blob).
+    `exec_driver_sql` (same transaction, same error wrapping) on plain tuples of values the
+    driver binds in C: bytes as they are (both drivers bind a blob), and a UUID as its hex
+    text. That is how SQLAlchemy's Uuid stores it on SQLite; on PostgreSQL the compiled
+    statements cast each UUID parameter (`::UUID`, `::UUID[]`), and psycopg adapts a UUID
+    object in Python code but sends text as it is.
     """
 
     def __init__(self, dialect: Dialect) -> None:
         self.native_uuid = dialect.supports_native_uuid
-        self.uuid: Callable[[UUID], Any] = _same if self.native_uuid else _hex
         # Tuples of parameters need a positional paramstyle (psycopg's default is named).
         positional = dialect
         if not dialect.positional:
@@ -427,13 +428,14 @@ class _Driver:
             _GUARDED_BALANCE_UPDATE, positional, _GUARDED_BALANCE_PARAMETERS
         )
 
-    def id_list(self, ids: Collection[UUID]) -> tuple[Any, Callable[[Any], UUID]]:
-        """`ids` as the one parameter `_InIds` binds, and how to turn an id a row returns
-        back into its UUID (on SQLite, by looking up its hex text rather than parsing it)."""
-        if self.native_uuid:
-            return list(ids), _same
-        by_hex = {u.hex: u for u in ids}
-        return json.dumps(list(by_hex)), by_hex.__getitem__
+    def id_list(self, ids: Collection[UUID]) -> tuple[str, Callable[[Any], UUID]]:
+        """`ids` as the one parameter `_InIds` binds (a JSON array on SQLite, an array
+        literal on PostgreSQL, both of hex text), and how to turn an id a row returns back
+        into its UUID (on SQLite, by looking up its hex text rather than parsing it)."""
+        hexes = [u.hex for u in ids]
+        if self.native_uuid:  # psycopg returns UUIDs, parsed in C
+            return "{" + ",".join(hexes) + "}", _same
+        return json.dumps(hexes), dict(zip(hexes, ids, strict=True)).__getitem__
 
 
 def _driver_sql(statement: ClauseElement, dialect: Dialect, parameters: Sequence[str]) -> str:
@@ -465,7 +467,8 @@ def load_snapshot(
     ids, id_of = driver.id_list({t.id for t in batch})
     committed: list[UUID] = []
     failed: dict[UUID, Result] = {}
-    for row_id, result in connection.exec_driver_sql(driver.known, (ids, ids)):
+    # .all(): fetched at once, not row by row through SQLAlchemy's Python-level fetchone.
+    for row_id, result in connection.exec_driver_sql(driver.known, (ids, ids)).all():
         if result is None:
             committed.append(id_of(row_id))
         else:
@@ -509,9 +512,8 @@ def _load_balances(
 ) -> dict[UUID, Balances]:
     ids, id_of = driver.id_list(account_ids)
     loaded = {}
-    for row_id, ledger, no_overdraft, closed, *totals in connection.exec_driver_sql(
-        driver.balances, (ids,)
-    ):
+    rows = connection.exec_driver_sql(driver.balances, (ids,)).all()  # at once, as above
+    for row_id, ledger, no_overdraft, closed, *totals in rows:
         account_id = id_of(row_id)
         # bool(): SQLite returns its booleans as 0 and 1.
         loaded[account_id] = Balances(
@@ -530,9 +532,8 @@ def write_outcome(
     """Write a decided batch. Raises LedgerCorrupted if the database moved under the lock."""
     driver = _driver(connection.dialect)
     if outcome.entries:
-        uuid = driver.uuid
         connection.exec_driver_sql(
-            driver.insert_entries, [_entry_values(e, uuid) for e in outcome.entries]
+            driver.insert_entries, [_entry_values(e, _hex) for e in outcome.entries]
         )
     if outcome.failures:
         connection.execute(
@@ -572,7 +573,6 @@ def write_outcome(
 
 def _update_balances(connection: Connection, driver: _Driver, outcome: Outcome) -> None:
     before = outcome.accounts_before
-    uuid = driver.uuid
     rows = []
     for account_id, new in outcome.accounts.items():
         old = before[account_id]
@@ -582,7 +582,7 @@ def _update_balances(connection: Connection, driver: _Driver, outcome: Outcome) 
                 new.credits_posted,
                 new.debits_pending,
                 new.credits_pending,
-                uuid(account_id),
+                account_id.hex,
                 old.debits_posted,
                 old.credits_posted,
                 old.debits_pending,
