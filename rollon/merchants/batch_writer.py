@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from rollon.ledger.service import Ledger
-from rollon.ledger.transfers import Result
+from rollon.ledger.transfers import Result, Transfer
 
 T = TypeVar("T")
 WAIT_TIMEOUT_S = 30.0
@@ -26,7 +26,7 @@ WAIT_TIMEOUT_S = 30.0
 
 @dataclass(slots=True)
 class _Write:
-    work: Callable[[Connection], Any]
+    work: Callable[[Connection, Sequence[Result]], Any]  # given its transfers' results
     result: Any = None
     failure: IntegrityError | None = None
 
@@ -41,12 +41,23 @@ class BatchWriter:
         """Run `work` in the next batch's transaction (in a savepoint of its own) and return
         its result once committed. An IntegrityError it raises is raised here, its write
         rolled back alone; any other database error fails the batch (StorageUnavailable)."""
+        _, result = self.submit([], lambda connection, _results: work(connection))
+        return result
+
+    def submit(
+        self, transfers: Sequence[Transfer], work: Callable[[Connection, Sequence[Result]], T]
+    ) -> tuple[list[Result], T]:
+        """Submit `transfers` to the ledger and run `work` in the same transaction, once they
+        are decided, with their results (so a record of them commits atomically with them).
+        Returns the results and what `work` returned; raises as `write` does."""
         ticket = _Write(work)
-        self._ledger.hot_path.submit([], timeout_s=WAIT_TIMEOUT_S, joining=(self, ticket))
+        results = self._ledger.hot_path.submit(
+            transfers, timeout_s=WAIT_TIMEOUT_S, joining=(self, ticket)
+        )
         if ticket.failure is not None:
             raise ticket.failure
         result: T = ticket.result
-        return result
+        return results, result
 
     # -- the ledger's BatchParticipant protocol, on its writer thread -------------------------
     def before_decide(self, connection: Connection, tickets: Sequence[_Write]) -> list[bool]:
@@ -57,11 +68,11 @@ class BatchWriter:
         self, connection: Connection, tickets: Sequence[_Write], results: Sequence[list[Result]]
     ) -> None:
         """Run each write in a savepoint (afresh on a retried attempt)."""
-        for ticket in tickets:
+        for ticket, ticket_results in zip(tickets, results, strict=True):
             ticket.result, ticket.failure = None, None
             savepoint = connection.begin_nested()
             try:
-                ticket.result = ticket.work(connection)
+                ticket.result = ticket.work(connection, ticket_results)
             except IntegrityError as error:
                 savepoint.rollback()
                 ticket.failure = error

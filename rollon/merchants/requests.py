@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
@@ -660,9 +661,17 @@ class PaymentRequests:
                 code=TransferCode.PAYMENT,
                 memo=row.reference,
             )
-            (result,) = self._ledger.submit([transfer])
+            # The request is written down as paid in the payment's own transaction.
+            paid_at_ns = self._clock_ns()
+            (result,), recorded = self._writer.submit(
+                [transfer], partial(_record_if_paid, _paid_values(row, transfer, paid_at_ns))
+            )
             if result in (Result.OK, Result.EXISTS):
-                paid = self._record_paid(row, transfer)
+                paid = (
+                    _paid_row(row, transfer, paid_at_ns)
+                    if recorded
+                    else self._record_paid(row, transfer)
+                )
                 self.notifier.notify(row.id)
                 return Payment(
                     self._view(paid),
@@ -702,21 +711,9 @@ class PaymentRequests:
     def _record_paid(self, row: _Row, transfer: Transfer) -> _Row:
         """Record the ledger's payment of `row`'s attempt (once; later calls agree)."""
         paid_at_ns = self._clock_ns()
-        values = {
-            "request_id": row.id,
-            "b_attempt": row.attempt,
-            "b_payer_account_id": transfer.debit_account_id,
-            "b_transfer_id": transfer.id,
-            "b_paid_at_ns": paid_at_ns,
-        }
+        values = _paid_values(row, transfer, paid_at_ns)
         if self._writer.write(lambda c: c.execute(_RECORD_PAID, values).rowcount) == 1:
-            return replace(
-                row,
-                status=_Stored.PAID,
-                payer_account_id=transfer.debit_account_id,
-                transfer_id=transfer.id,
-                paid_at_ns=paid_at_ns,
-            )
+            return _paid_row(row, transfer, paid_at_ns)
         paid = self._load(row.id)  # written down already, by a reader or another payer
         assert paid is not None and paid.status is _Stored.PAID, "a paid request must say so"
         assert paid.transfer_id == transfer.id, "a request was paid twice"
@@ -785,6 +782,33 @@ class PaymentRequests:
 
     def _now_s(self) -> int:
         return self._clock_ns() // NS_PER_S
+
+
+def _paid_values(row: _Row, transfer: Transfer, paid_at_ns: int) -> dict[str, Any]:
+    return {
+        "request_id": row.id,
+        "b_attempt": row.attempt,
+        "b_payer_account_id": transfer.debit_account_id,
+        "b_transfer_id": transfer.id,
+        "b_paid_at_ns": paid_at_ns,
+    }
+
+
+def _record_if_paid(
+    values: dict[str, Any], connection: Connection, results: Sequence[Result]
+) -> bool:
+    """Write the request down as paid if its payment just went through (in its batch)."""
+    return results == [Result.OK] and connection.execute(_RECORD_PAID, values).rowcount == 1
+
+
+def _paid_row(row: _Row, transfer: Transfer, paid_at_ns: int) -> _Row:
+    return replace(
+        row,
+        status=_Stored.PAID,
+        payer_account_id=transfer.debit_account_id,
+        transfer_id=transfer.id,
+        paid_at_ns=paid_at_ns,
+    )
 
 
 def _new_row(values: dict[str, Any]) -> _Row:
