@@ -211,7 +211,9 @@ def attempt_transfer_id(request_id: UUID, attempt: int) -> UUID:
     return uuid5(request_id, f"payment:{attempt}")
 
 
-def _public_status(row: _Row) -> RequestStatus:
+def _public_status(row: _Row, now_s: int) -> RequestStatus:
+    """What the request is for its readers. An open request past its expiry reads as
+    expired already (it is closed for good by the next read of it, or a sweep)."""
     if row.status is _Stored.PAID:
         if row.refunded_amount == 0:
             return RequestStatus.PAID
@@ -220,7 +222,7 @@ def _public_status(row: _Row) -> RequestStatus:
         return RequestStatus.REFUNDED
     if row.status in (_Stored.CANCELLED, _Stored.CANCELLING):
         return RequestStatus.CANCELLED
-    if row.status in (_Stored.EXPIRED, _Stored.EXPIRING):
+    if row.status in (_Stored.EXPIRED, _Stored.EXPIRING) or now_s >= row.expires_at_s:
         return RequestStatus.EXPIRED
     return RequestStatus.OPEN
 
@@ -281,7 +283,7 @@ class PaymentRequests:
             amount=row.amount,
             reference=row.reference,
             description=row.description,
-            status=_public_status(row),
+            status=_public_status(row, self._now_s()),
             created_at_ns=row.created_at_ns,
             expires_at_s=row.expires_at_s,
             payload=row.payload,

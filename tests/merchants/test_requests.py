@@ -341,6 +341,16 @@ def test_listing_a_merchants_requests(merchants: Merchants, shop: Merchant) -> N
     )
 
 
+def test_a_listing_shows_a_request_past_its_expiry_as_expired(
+    merchants: Merchants, shop: Merchant, clock: Clock
+) -> None:
+    short = merchants.requests.create(shop.account_id, 100, expires_in_s=10)
+    long = merchants.requests.create(shop.account_id, 100, expires_in_s=600)
+    clock.advance(11)  # no read, no sweep since: the row itself still says open
+    listed = {r.id: r.status for r in merchants.requests.list_for_merchant(shop.account_id)}
+    assert listed == {short.id: RequestStatus.EXPIRED, long.id: RequestStatus.OPEN}
+
+
 # -- static codes -----------------------------------------------------------------------------
 def test_static_code_payments(
     engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant
