@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
 from rollon.api.auth import BEARER_SECURITY
 from rollon.api.idempotency import IDEMPOTENCY_KEY_PARAMETER
@@ -43,8 +44,14 @@ def hot_route_openapi(body_model: type[BaseModel]) -> dict[str, Any]:
 
 async def json_body(request: Request, model: type[Model]) -> Model:
     """The request's JSON body as `model`: 415 for another media type, 400 for malformed
-    JSON, 422 for invalid fields (the app's validation handler words them)."""
-    raw = await request.body()
+    JSON, 422 for invalid fields (the app's validation handler words them), 400 when the
+    client went away before its body arrived (nobody hears that answer, but it is no bug)."""
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise ProblemError(
+            400, "body_incomplete", "Incomplete body", "the connection closed mid-body"
+        ) from None
     if raw and not_json(request):
         raise ProblemError(
             415,
