@@ -6,9 +6,10 @@ costs more than checking the token and the key themselves. So `POST /v1/transfer
 
     @router.post("/things", ..., openapi_extra=hot_route_openapi(ThingIn))
     async def create_thing(request: Request) -> Response:
-        principal = await _GATE.check(request)     # 401, 429, 403 as the dependency would
-        body = await json_body(request, ThingIn)   # 400, 415, 422 as FastAPI would
-        idempotency = idempotency_of(request)      # 400 for a bad Idempotency-Key
+        principal, body, idempotency = await read_call(request, _GATE, ThingIn)
+
+`read_call` checks the token first (401, 429, 403 as the dependency would), then reads the
+body (400, 415, 422 as FastAPI would), then the Idempotency-Key (400 if malformed).
 
 They answer every refusal with the same problem codes as the other routes, and their
 OpenAPI operation says what the dependencies would have said: the bearer token, the
@@ -24,8 +25,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
-from rollon.api.auth import BEARER_SECURITY
-from rollon.api.idempotency import IDEMPOTENCY_KEY_PARAMETER
+from rollon.api.auth import BEARER_SECURITY, Principal, RoleGate
+from rollon.api.idempotency import IDEMPOTENCY_KEY_PARAMETER, Idempotency, idempotency_of
 from rollon.api.problems import ProblemError, not_json
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -68,3 +69,12 @@ async def json_body(request: Request, model: type[Model]) -> Model:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
         ) from None
+
+
+async def read_call(
+    request: Request, gate: RoleGate, model: type[Model]
+) -> tuple[Principal, Model, Idempotency]:
+    """A hot route's caller, body and idempotency key, checked in that order."""
+    principal = await gate.check(request)
+    body = await json_body(request, model)
+    return principal, body, idempotency_of(request)

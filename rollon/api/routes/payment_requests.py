@@ -26,8 +26,8 @@ from starlette.responses import Response, StreamingResponse
 
 from rollon.api.auth import Principal, Role, require_roles
 from rollon.api.fields import Centimes, RequestModel, from_ns
-from rollon.api.hot_route import hot_route_openapi, json_body
-from rollon.api.idempotency import Answer, IdempotencyDep, idempotency_of, json_answer
+from rollon.api.hot_route import hot_route_openapi, read_call
+from rollon.api.idempotency import Answer, IdempotencyDep, json_answer
 from rollon.api.merchant_services import MerchantsDep, merchants_of, problem_of
 from rollon.api.problems import PROBLEM_RESPONSES, ProblemError
 from rollon.api.routes.merchants import qr_response
@@ -150,9 +150,7 @@ def _acting_merchant(principal: Principal) -> UUID:
     openapi_extra=hot_route_openapi(PaymentRequestIn),
 )
 async def post_payment_request(request: Request) -> Response:
-    principal = await _MERCHANT_GATE.check(request)  # a hot route: see rollon.api.hot_route
-    body = await json_body(request, PaymentRequestIn)
-    idempotency = idempotency_of(request)
+    principal, body, idempotency = await read_call(request, _MERCHANT_GATE, PaymentRequestIn)
     merchants = merchants_of(request)
     account_id = _acting_merchant(principal)
     request_id = idempotency.operation_id(principal, body.id)

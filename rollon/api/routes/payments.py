@@ -15,8 +15,8 @@ from starlette.responses import Response
 
 from rollon.api.auth import Principal, Role, require_roles
 from rollon.api.fields import Centimes, RequestModel, from_ns
-from rollon.api.hot_route import hot_route_openapi, json_body
-from rollon.api.idempotency import Answer, idempotency_of, json_answer
+from rollon.api.hot_route import hot_route_openapi, read_call
+from rollon.api.idempotency import Answer, json_answer
 from rollon.api.merchant_services import MerchantsDep, merchants_of, problem_of
 from rollon.api.problems import PROBLEM_RESPONSES, ProblemError
 from rollon.api.routes.payment_requests import PaymentRequestOut, request_out
@@ -86,9 +86,7 @@ class PreviewOut(BaseModel):
     openapi_extra=hot_route_openapi(PaymentIn),
 )
 async def post_payment(request: Request) -> Response:
-    principal = await _PAYERS.check(request)  # a hot route: see rollon.api.hot_route
-    body = await json_body(request, PaymentIn)
-    idempotency = idempotency_of(request)
+    principal, body, idempotency = await read_call(request, _PAYERS, PaymentIn)
     merchants = merchants_of(request)
     if not principal.owns(body.source_id):
         raise ProblemError(403, "forbidden", "Forbidden", "you may only pay from your own account")

@@ -18,8 +18,8 @@ from starlette.responses import Response
 
 from rollon.api.auth import Role, require_roles
 from rollon.api.fields import Centimes, Memo, RequestModel
-from rollon.api.hot_route import hot_route_openapi, json_body
-from rollon.api.idempotency import Answer, idempotency_of, json_answer
+from rollon.api.hot_route import hot_route_openapi, read_call
+from rollon.api.idempotency import Answer, json_answer
 from rollon.api.problems import PROBLEM_RESPONSES, Problem, ProblemError, problem_for_result
 from rollon.api.state import get_state
 from rollon.ledger.accounts import AccountKind, LedgerCode
@@ -73,9 +73,7 @@ class TransferOut(BaseModel):
     },
 )
 async def post_transfer(request: Request) -> Response:
-    principal = await _SENDERS.check(request)  # a hot route: see rollon.api.hot_route
-    body = await json_body(request, TransferIn)
-    idempotency = idempotency_of(request)
+    principal, body, idempotency = await read_call(request, _SENDERS, TransferIn)
     state = get_state(request)
     if not principal.owns(body.source_id):
         raise ProblemError(
