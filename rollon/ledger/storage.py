@@ -571,15 +571,15 @@ def write_outcome(
         insert_checkpoint(connection, checkpoint)
 
 
-# PostgreSQL: every account of the batch in one statement, each column of values one array
+# PostgreSQL: every account of the batch in one statement, each column of the rows one array
 # literal ('{1,2,3}': text psycopg passes as it is; it adapts list elements one by one in
-# Python). An account whose stored totals are not the old ones is not updated.
+# Python). Columns in the order of `_GUARDED_BALANCE_PARAMETERS`.
 _PG_GUARDED_BALANCE_UPDATE = (
     "UPDATE accounts SET debits_posted = v.new_dp, credits_posted = v.new_cp,"
     " debits_pending = v.new_dq, credits_pending = v.new_cq"
-    " FROM unnest(%s::UUID[], %s::BIGINT[], %s::BIGINT[], %s::BIGINT[], %s::BIGINT[],"
+    " FROM unnest(%s::BIGINT[], %s::BIGINT[], %s::BIGINT[], %s::BIGINT[], %s::UUID[],"
     " %s::BIGINT[], %s::BIGINT[], %s::BIGINT[], %s::BIGINT[])"
-    " AS v(id, new_dp, new_cp, new_dq, new_cq, old_dp, old_cp, old_dq, old_cq)"
+    " AS v(new_dp, new_cp, new_dq, new_cq, id, old_dp, old_cp, old_dq, old_cq)"
     " WHERE accounts.id = v.id AND accounts.debits_posted = v.old_dp"
     " AND accounts.credits_posted = v.old_cp AND accounts.debits_pending = v.old_dq"
     " AND accounts.credits_pending = v.old_cq"
@@ -591,9 +591,8 @@ def _array_literal(values: Iterable[object]) -> str:
 
 
 def _update_balances(connection: Connection, driver: _Driver, outcome: Outcome) -> None:
-    if driver.native_uuid:
-        _update_balances_at_once(connection, outcome)
-        return
+    """The guarded update of every account the batch touched: an account whose stored
+    totals are not the ones read under the lock is not updated, and the count shows it."""
     before = outcome.accounts_before
     rows = []
     for account_id, new in outcome.accounts.items():
@@ -611,30 +610,13 @@ def _update_balances(connection: Connection, driver: _Driver, outcome: Outcome) 
                 old.credits_pending,
             )
         )
-    updated = connection.exec_driver_sql(driver.update_balances, rows).rowcount
+    if driver.native_uuid:  # PostgreSQL: one statement over the rows' columns
+        columns = tuple(_array_literal(column) for column in zip(*rows, strict=True))
+        updated = connection.exec_driver_sql(_PG_GUARDED_BALANCE_UPDATE, columns).rowcount
+    else:
+        updated = connection.exec_driver_sql(driver.update_balances, rows).rowcount
     if updated != len(rows):
         raise LedgerCorrupted(f"{len(rows) - updated} account balances changed under the head lock")
-
-
-def _update_balances_at_once(connection: Connection, outcome: Outcome) -> None:
-    before = outcome.accounts_before
-    new = outcome.accounts
-    ids = list(new)
-    columns = (
-        (account_id.hex for account_id in ids),
-        (new[i].debits_posted for i in ids),
-        (new[i].credits_posted for i in ids),
-        (new[i].debits_pending for i in ids),
-        (new[i].credits_pending for i in ids),
-        (before[i].debits_posted for i in ids),
-        (before[i].credits_posted for i in ids),
-        (before[i].debits_pending for i in ids),
-        (before[i].credits_pending for i in ids),
-    )
-    parameters = tuple(_array_literal(column) for column in columns)
-    updated = connection.exec_driver_sql(_PG_GUARDED_BALANCE_UPDATE, parameters).rowcount
-    if updated != len(ids):
-        raise LedgerCorrupted(f"{len(ids) - updated} account balances changed under the head lock")
 
 
 def insert_checkpoint(connection: Connection, checkpoint: Checkpoint) -> None:
