@@ -304,7 +304,8 @@ async def onboard(page: AdminPage) -> Response:
     values = {name: form.text(name, max_chars=MAX_MERCHANT_FIELD_CHARS) for name in MERCHANT_FIELDS}
     form.choice("category", CATEGORIES)
     form_id = form.operation_id("form_id")
-    if not form.ok or form_id is None:
+
+    def refused() -> Response:  # the form again, with what was wrong
         return page.render(
             "onboard.html",
             status=422,
@@ -313,6 +314,9 @@ async def onboard(page: AdminPage) -> Response:
             categories=CATEGORIES,
             created=None,
         )
+
+    if not form.ok or form_id is None:
+        return refused()
     assert page.viewer is not None
     merchant_id = operation_id(page.viewer.token_id, ONBOARD_PURPOSE, form_id)
     directory = merchants_of(page.request).directory
@@ -324,14 +328,7 @@ async def onboard(page: AdminPage) -> Response:
         form.fail(
             _FIELD_OF_CODE.get(error.code, "legal_name"), page.t.error(error.code, str(error))
         )
-        return page.render(
-            "onboard.html",
-            status=422,
-            form=form,
-            form_id=form.raw("form_id"),
-            categories=CATEGORIES,
-            created=None,
-        )
+        return refused()
     created: dict[str, object] = {"merchant": merchant}
     if form.raw("with_token"):
         _, created["token"] = await run_in_threadpool(
