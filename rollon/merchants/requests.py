@@ -31,7 +31,6 @@ from rollon.ledger.accounts import LedgerCode
 from rollon.ledger.money import AmountError, check_amount
 from rollon.ledger.queries import get_transfer
 from rollon.ledger.service import Ledger
-from rollon.ledger.storage import write_transaction
 from rollon.ledger.transfers import STATE_DEPENDENT_FAILURES, Result, Transfer, TransferCode
 from rollon.merchants.batch_writer import BatchWriter
 from rollon.merchants.directory import Merchant, MerchantDirectory
@@ -492,8 +491,8 @@ class PaymentRequests:
         guard = [payment_requests.c.id == row.id, payment_requests.c.status == _Stored.OPEN]
         if closing is _Stored.EXPIRING:
             guard.append(payment_requests.c.expires_at_s <= self._now_s())
-        with write_transaction(self._engine) as connection:
-            connection.execute(payment_requests.update().where(*guard).values(status=closing.value))
+        freeze = payment_requests.update().where(*guard).values(status=closing.value)
+        self._writer.write(lambda connection: connection.execute(freeze))
         frozen = self._load(row.id)
         assert frozen is not None
         return self._finish_closing(frozen) if frozen.status in _CLOSING else frozen
@@ -514,16 +513,16 @@ class PaymentRequests:
         if result is Result.EXISTS_WITH_DIFFERENT_FIELDS:
             return self._sync(row)  # a payment of this attempt landed first: it stands
         assert result in STATE_DEPENDENT_FAILURES or result is Result.ID_ALREADY_FAILED, result
-        with write_transaction(self._engine) as connection:
-            connection.execute(
-                payment_requests.update()
-                .where(
-                    payment_requests.c.id == row.id,
-                    payment_requests.c.status == row.status.value,
-                    payment_requests.c.attempt == row.attempt,
-                )
-                .values(status=_CLOSING[row.status].value, closed_at_ns=self._clock_ns())
+        close = (
+            payment_requests.update()
+            .where(
+                payment_requests.c.id == row.id,
+                payment_requests.c.status == row.status.value,
+                payment_requests.c.attempt == row.attempt,
             )
+            .values(status=_CLOSING[row.status].value, closed_at_ns=self._clock_ns())
+        )
+        self._writer.write(lambda connection: connection.execute(close))
         closed = self._load(row.id)
         assert closed is not None and closed.status in (_CLOSING[row.status], _Stored.PAID)
         if closed.status is not _Stored.PAID:
@@ -735,16 +734,16 @@ class PaymentRequests:
 
     def _next_attempt(self, row: _Row) -> _Row:
         """Move an open request past an attempt whose id failed for good in the ledger."""
-        with write_transaction(self._engine) as connection:
-            connection.execute(
-                payment_requests.update()
-                .where(
-                    payment_requests.c.id == row.id,
-                    payment_requests.c.attempt == row.attempt,
-                    payment_requests.c.status == _Stored.OPEN.value,
-                )
-                .values(attempt=row.attempt + 1)
+        next_attempt = (
+            payment_requests.update()
+            .where(
+                payment_requests.c.id == row.id,
+                payment_requests.c.attempt == row.attempt,
+                payment_requests.c.status == _Stored.OPEN.value,
             )
+            .values(attempt=row.attempt + 1)
+        )
+        self._writer.write(lambda connection: connection.execute(next_attempt))
         fresh = self._load(row.id)
         assert fresh is not None and fresh.attempt >= row.attempt
         return fresh

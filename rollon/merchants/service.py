@@ -40,7 +40,6 @@ class Merchants:
         self.settings = settings
         self.keyring = keyring
         self.notifier = RequestNotifier()
-        self.writer = BatchWriter(ledger)
         self.directory = MerchantDirectory(engine, ledger, clock_ns)
         self.requests = PaymentRequests(
             engine,
@@ -48,7 +47,7 @@ class Merchants:
             self.directory,
             keyring,
             self.notifier,
-            self.writer,
+            BatchWriter(ledger),
             request_ttl_s=settings.request_ttl_s,
             clock_ns=clock_ns,
         )
