@@ -10,8 +10,9 @@ takes the same JSON body, measured in the same run on the same machine.
   the ratio compares like with like.
 - The load generator is this process: CONNECTIONS keep-alive HTTP/1.1 connections, each a
   client that sends its next payment as soon as the last one is answered (closed loop), over
-  plain asyncio streams. A heavier client (httpx) would saturate the cores itself and make
-  both servers look equally fast; this one leaves the servers as the bottleneck.
+  plain asyncio streams (`benchmarks/load.py`). A heavier client (httpx) would saturate the
+  cores itself and make both servers look equally fast; this one leaves the servers as the
+  bottleneck.
 - Every payment is a member paying another member from its own token, with a fresh
   Idempotency-Key, and must be answered 201; the service's committed-transfer count is read
   back from /metrics and must match.
@@ -27,7 +28,6 @@ internally).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import socket
@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from benchmarks.load import Connection, post_request
 from benchmarks.suite import SuiteResult, median, percentile
 from rollon.ledger.storage import create_engine, normalize_url
 
@@ -53,7 +54,6 @@ CONNECTIONS = 64
 MEMBERS = 64
 FUNDING = 10**9  # centimes per member: no payment of the workload ever runs short
 STARTUP_TIMEOUT_S = 60.0
-RESPONSE_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -162,20 +162,14 @@ class Member:
 
 
 def _request(member: Member, payee: Member, rng: random.Random) -> bytes:
-    body = json.dumps(
-        {
-            "source_id": member.account_id,
-            "destination_id": payee.account_id,
-            "amount": rng.randint(1, 100),
-            "memo": "bench",
-        }
-    ).encode()
-    head = (
-        "POST /v1/transfers HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-        f"Authorization: Bearer {member.token}\r\nIdempotency-Key: {uuid.uuid4()}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
+    body = {
+        "source_id": member.account_id,
+        "destination_id": payee.account_id,
+        "amount": rng.randint(1, 100),
+        "memo": "bench",
+    }
+    headers = {"Authorization": f"Bearer {member.token}", "Idempotency-Key": str(uuid.uuid4())}
+    return post_request("/v1/transfers", body, headers)
 
 
 async def _client(
@@ -187,7 +181,7 @@ async def _client(
     latencies_s: list[float],
     statuses: dict[int, int],
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    connection = await Connection.open(port)
     start, stop = window
     try:
         while True:
@@ -198,20 +192,13 @@ async def _client(
             sent = time.perf_counter()
             if sent >= stop:
                 return
-            writer.write(request)
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RESPONSE_TIMEOUT_S)
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
+            status, _ = await connection.send(request)
             answered = time.perf_counter()
             if sent >= start:
                 latencies_s.append(answered - sent)
-                status = int(head[9:12])
                 statuses[status] = statuses.get(status, 0) + 1
     finally:
-        writer.close()
+        connection.close()
 
 
 @dataclass(frozen=True)
