@@ -47,6 +47,13 @@ from rollon.ledger.transfers import (
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Connections kept open for readers. The service reads from a thread pool of 40 (anyio's
+# default): a smaller pool makes threads open and close overflow connections per read, each
+# paying its connect and PRAGMAs. SQLite's are file handles: keep one per thread, never more.
+# PostgreSQL's are server processes: keep fewer, and open the rest only under bursts.
+SQLITE_POOL_SIZE = 48
+POSTGRES_POOL_SIZE = 20
+POSTGRES_MAX_OVERFLOW = 28
 MAX_EXPIRIES_PER_BATCH = 256  # bounded: a backlog of timeouts drains over several batches
 
 
@@ -66,8 +73,10 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the durability the ledger promises (SQLite: WAL, synchronous=FULL)."""
     url = normalize_url(url)
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True, **kwargs)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        pool = {"pool_size": POSTGRES_POOL_SIZE, "max_overflow": POSTGRES_MAX_OVERFLOW}
+        return sa.create_engine(url, pool_pre_ping=True, **{**pool, **kwargs})
+    pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **{**pool, **kwargs})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -80,8 +89,10 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        write = connection.get_execution_options().get("rollon_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = connection.get_execution_options()
+        if options.get("rollon_one_statement"):
+            return  # `read_first`: one statement is its own snapshot
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get("rollon_write") else "BEGIN")
 
     return engine
 
@@ -93,6 +104,15 @@ def open_writer(engine: Engine) -> Connection:
     connection = engine.connect()
     connection.execution_options(rollon_write=True)
     return connection
+
+
+def read_first(engine: Engine, statement: sa.Select[Any], params: dict[str, Any]) -> Any:
+    """The first row of one SELECT (None if none). On SQLite it is read without BEGIN: one
+    statement sees one consistent snapshot by itself, and each call into SQLite lets go of
+    the GIL, which a busy thread then holds for a while. For hot point reads."""
+    with engine.connect() as connection:
+        connection.execution_options(rollon_one_statement=True)
+        return connection.execute(statement, params).first()
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from rollon.ledger.accounts import LedgerCode
 from rollon.ledger.money import AmountError, check_amount
 from rollon.ledger.queries import get_transfer
 from rollon.ledger.service import Ledger
+from rollon.ledger.storage import read_first
 from rollon.ledger.transfers import STATE_DEPENDENT_FAILURES, Result, Transfer, TransferCode
 from rollon.merchants.batch_writer import BatchWriter
 from rollon.merchants.directory import Merchant, MerchantDirectory
@@ -261,8 +262,7 @@ class PaymentRequests:
 
     # -- reading ----------------------------------------------------------------------------
     def _load(self, request_id: UUID) -> _Row | None:
-        with self._engine.connect() as connection:
-            row = connection.execute(_SELECT_REQUEST, {"request_id": request_id}).first()
+        row = read_first(self._engine, _SELECT_REQUEST, {"request_id": request_id})
         return None if row is None else _row(row)
 
     def _merchant_of(self, row: _Row) -> Merchant:

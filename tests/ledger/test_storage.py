@@ -3,12 +3,14 @@ on, the guarded write that refuses a stale decision, and the schema's last-line 
 
 from __future__ import annotations
 
+from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import QueuePool
 
 from rollon.ledger import chart
 from rollon.ledger.journal import GENESIS, ChainHead
@@ -16,10 +18,13 @@ from rollon.ledger.schema import accounts, journal_head
 from rollon.ledger.service import Ledger
 from rollon.ledger.state_machine import Outcome, execute
 from rollon.ledger.storage import (
+    SQLITE_POOL_SIZE,
     LedgerCorrupted,
+    create_engine,
     load_snapshot,
     lock_head,
     normalize_url,
+    read_first,
     write_outcome,
     write_transaction,
 )
@@ -33,6 +38,36 @@ def test_normalize_url_points_postgres_at_psycopg_3() -> None:
     assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalize_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_read_first_reads_the_first_row_or_none(engine: Engine) -> None:
+    head = sa.select(journal_head.c.seq).where(journal_head.c.id == sa.bindparam("id"))
+    assert read_first(engine, head, {"id": 1}) == (0,)
+    assert read_first(engine, head, {"id": 2}) is None
+
+
+def test_read_first_skips_begin_on_sqlite_and_leaves_the_connection_as_it_was(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'reads.db'}", pool_size=1)
+    with write_transaction(engine) as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    assert read_first(engine, sa.select(sa.text("count(*) FROM t")), {}) == (0,)
+    assert statements == ["SELECT count(*) FROM t"]
+    with write_transaction(engine) as connection:  # the same pooled connection, as before
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+    assert statements[1:] == ["BEGIN IMMEDIATE", "INSERT INTO t VALUES (1)"]
+    engine.dispose()
+
+
+def test_sqlite_keeps_a_connection_per_reader_thread(tmp_path: Path) -> None:
+    """Overflow connections would be opened and closed per read, each with its PRAGMAs."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'pool.db'}")
+    assert isinstance(engine.pool, QueuePool)
+    assert (engine.pool.size(), engine.pool._max_overflow) == (SQLITE_POOL_SIZE, 0)
+    engine.dispose()
 
 
 def test_commits_are_durable(engine: Engine) -> None:
