@@ -19,11 +19,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
 
 from rollon.api.account_kinds import AccountKinds
 from rollon.api.auth import Authenticator
 from rollon.api.bootstrap import load_key, prepare_database, prepare_signing_key
+from rollon.api.hot_route import HotRoutes
 from rollon.api.idempotency import IdempotencyStore
 from rollon.api.login_limiter import FailedLoginLimiter
 from rollon.api.metrics import Metrics, RequestMetricsMiddleware
@@ -137,10 +139,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    routes: list[APIRoute] = []
     for target in ROUTERS:
-        app.include_router(_router(target))
+        router = _router(target)
+        app.include_router(router)
+        routes += [route for route in router.routes if isinstance(route, APIRoute)]
 
     # Added innermost first: the last one added sees the request first.
+    app.add_middleware(HotRoutes, routes=routes, handlers_of=app)  # paying: see hot_route
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -1,13 +1,21 @@
-"""The hot routes read their own body, token and key (rollon/api/hot_route.py): the same
-refusals as FastAPI's own machinery, and a client that leaves mid-body is no bug."""
+"""The hot routes read their own body, token and key and are served before FastAPI's routing
+(rollon/api/hot_route.py): the same refusals and metrics as through FastAPI's own machinery,
+and a client that leaves mid-body is no bug."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
+from rollon.api.hot_route import HotRoutes, hot
+from rollon.api.problems import ProblemError
 from rollon.api.token_store import Role
 from tests.api.conftest import Api
 
@@ -69,3 +77,78 @@ async def test_the_manual_shows_what_a_hot_route_reads(api: Api) -> None:
         assert [p["name"] for p in operation["parameters"]] == ["Idempotency-Key"]
         body = operation["requestBody"]["content"]["application/json"]["schema"]
         assert "amount" in body["properties"]
+
+
+async def test_the_hot_routes_are_timed_by_their_template_and_other_methods_pass_on(
+    api: Api,
+) -> None:
+    account_id, _ = await api.holder("member")
+    answer = await api.client.post(
+        "/v1/transfers", json={}, headers=api.token(Role.MEMBER, account_id)
+    )
+    assert answer.status_code == 422
+    timed = api.state.metrics.registry.get_sample_value(
+        "rollon_http_request_duration_seconds_count",
+        {"method": "POST", "route": "/v1/transfers", "status": "422"},
+    )
+    assert timed == 1
+    answer = await api.client.put("/v1/transfers", json={})  # FastAPI's routing answers it
+    assert answer.status_code == 405
+    assert answer.json()["code"] == "method_not_allowed"
+
+
+# -- HotRoutes on its own: a small app with one hot and one ordinary route -----------------
+def _small_app() -> tuple[FastAPI, list[str]]:
+    app = FastAPI()
+    reached: list[str] = []
+
+    @app.post("/hot")
+    @hot
+    async def hot_endpoint(request: Request) -> Response:
+        kind = (await request.body()).decode()
+        if kind == "problem":
+            raise ProblemError(409, "taken", "Taken", "already taken")
+        if kind == "bug":
+            raise RuntimeError("a bug")
+        return Response(b"hot", status_code=201)
+
+    @app.post("/cold")
+    async def cold_endpoint() -> Response:
+        return Response(b"cold")
+
+    @app.exception_handler(ProblemError)
+    async def on_problem(request: Request, error: Exception) -> Response:
+        assert isinstance(error, ProblemError)
+        return Response(error.code.encode(), status_code=error.status_code)
+
+    async def downstream(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])
+        await app(scope, receive, send)
+
+    routes = [route for route in app.routes if isinstance(route, APIRoute)]
+    hot_routes = HotRoutes(downstream, routes=routes, handlers_of=app)
+    app.state.hot_routes = hot_routes
+    return app, reached
+
+
+async def _post(app: FastAPI, path: str, body: bytes) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app.state.hot_routes)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.post(path, content=body)
+
+
+async def test_hot_routes_answer_their_own_requests_and_pass_on_the_rest() -> None:
+    app, reached = _small_app()
+    answer = await _post(app, "/hot", b"fine")
+    assert (answer.status_code, answer.content, reached) == (201, b"hot", [])
+    answer = await _post(app, "/cold", b"")
+    assert (answer.status_code, answer.content, reached) == (200, b"cold", ["/cold"])
+
+
+async def test_hot_routes_answer_errors_with_the_apps_handlers_and_raise_the_rest() -> None:
+    app, reached = _small_app()
+    answer = await _post(app, "/hot", b"problem")
+    assert (answer.status_code, answer.content) == (409, b"taken")
+    with pytest.raises(RuntimeError, match="a bug"):  # the last-resort middleware's to answer
+        await _post(app, "/hot", b"bug")
+    assert reached == []

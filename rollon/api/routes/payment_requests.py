@@ -26,7 +26,7 @@ from starlette.responses import Response, StreamingResponse
 
 from rollon.api.auth import Principal, Role, require_roles
 from rollon.api.fields import Centimes, RequestModel, from_ns
-from rollon.api.hot_route import hot_route_openapi, read_call
+from rollon.api.hot_route import hot, hot_route_openapi, read_call
 from rollon.api.idempotency import Answer, IdempotencyDep, json_answer
 from rollon.api.merchant_services import MerchantsDep, merchants_of, problem_of
 from rollon.api.problems import PROBLEM_RESPONSES, ProblemError
@@ -149,6 +149,7 @@ def _acting_merchant(principal: Principal) -> UUID:
     summary="Ask for a payment: the answer carries the QR payload",
     openapi_extra=hot_route_openapi(PaymentRequestIn),
 )
+@hot
 async def post_payment_request(request: Request) -> Response:
     principal, body, idempotency = await read_call(request, _MERCHANT_GATE, PaymentRequestIn)
     merchants = merchants_of(request)

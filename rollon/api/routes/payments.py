@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from rollon.api.auth import Principal, Role, require_roles
 from rollon.api.fields import Centimes, RequestModel, from_ns
-from rollon.api.hot_route import hot_route_openapi, read_call
+from rollon.api.hot_route import hot, hot_route_openapi, read_call
 from rollon.api.idempotency import Answer, json_answer
 from rollon.api.merchant_services import MerchantsDep, merchants_of, problem_of
 from rollon.api.problems import PROBLEM_RESPONSES, ProblemError
@@ -85,6 +85,7 @@ class PreviewOut(BaseModel):
     responses={200: {"model": PaymentOut, "description": "Paid before by you (a retry)"}},
     openapi_extra=hot_route_openapi(PaymentIn),
 )
+@hot
 async def post_payment(request: Request) -> Response:
     principal, body, idempotency = await read_call(request, _PAYERS, PaymentIn)
     merchants = merchants_of(request)

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from rollon.api.auth import Role, require_roles
 from rollon.api.fields import Centimes, Memo, RequestModel
-from rollon.api.hot_route import hot_route_openapi, read_call
+from rollon.api.hot_route import hot, hot_route_openapi, read_call
 from rollon.api.idempotency import Answer, json_answer
 from rollon.api.problems import PROBLEM_RESPONSES, Problem, ProblemError, problem_for_result
 from rollon.api.state import get_state
@@ -72,6 +72,7 @@ class TransferOut(BaseModel):
         409: {"model": Problem, "description": "Id or key reused, or account closed"},
     },
 )
+@hot
 async def post_transfer(request: Request) -> Response:
     principal, body, idempotency = await read_call(request, _SENDERS, TransferIn)
     state = get_state(request)
