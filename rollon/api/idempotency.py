@@ -55,9 +55,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID, uuid4, uuid5
@@ -73,7 +72,7 @@ from rollon.api.problems import PROBLEM_MEDIA_TYPE, ProblemError, problem_body
 from rollon.api.schema import MAX_IDEMPOTENCY_KEY_LENGTH
 from rollon.api.state import get_state
 from rollon.ledger.hot_path import LedgerOverloaded, StorageUnavailable
-from rollon.ledger.storage import write_transaction
+from rollon.ledger.storage import driver_cursor, write_transaction
 from rollon.ledger.transfers import Result, Transfer
 
 if TYPE_CHECKING:
@@ -367,7 +366,7 @@ def _select_many(
         ).all()
     else:
         rows = []
-        with _driver_cursor(connection) as cursor:  # a seek costs microseconds this way
+        with driver_cursor(connection) as cursor:  # a seek costs microseconds this way
             for token_id, key in identities:
                 rows += cursor.execute(_SQLITE_SELECT, (token_id.hex, key)).fetchall()
     return {
@@ -397,7 +396,7 @@ def _insert_new(
     # SQLite: one seek per row through the driver's own cursor; the row count tells which
     # keys were free.
     inserted = set()
-    with _driver_cursor(connection) as cursor:
+    with driver_cursor(connection) as cursor:
         for token_id, key, kept in entries:
             answer = kept.answer
             row = (token_id.hex, key, kept.request_sha256, answer.status_code)
@@ -405,21 +404,6 @@ def _insert_new(
             if cursor.rowcount == 1:
                 inserted.add((token_id, key))
     return inserted
-
-
-@contextmanager
-def _driver_cursor(connection: Connection) -> Iterator[Any]:
-    """The driver's own cursor, in the connection's transaction: no SQLAlchemy work per
-    statement. Its errors are raised as SQLAlchemy's, which the ledger's writer sorts into
-    retry, fail or halt."""
-    dbapi_error = connection.dialect.loaded_dbapi.Error
-    cursor = connection.connection.cursor()
-    try:
-        yield cursor
-    except dbapi_error as error:
-        raise DBAPIError.instance(None, None, error, dbapi_error) from error
-    finally:
-        cursor.close()
 
 
 def _uuid(value: UUID | str) -> UUID:

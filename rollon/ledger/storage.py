@@ -20,6 +20,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect, Engine, Row
 from sqlalchemy.engine.default import DefaultDialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
@@ -104,6 +105,21 @@ def open_writer(engine: Engine) -> Connection:
     connection = engine.connect()
     connection.execution_options(rollon_write=True)
     return connection
+
+
+@contextmanager
+def driver_cursor(connection: Connection) -> Iterator[Any]:
+    """The driver's own cursor, in the connection's transaction: no SQLAlchemy work per
+    statement. Its errors are raised as SQLAlchemy's, which the ledger's writer sorts into
+    retry, fail or halt."""
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    cursor = connection.connection.cursor()
+    try:
+        yield cursor
+    except dbapi_error as error:
+        raise DBAPIError.instance(None, None, error, dbapi_error) from error
+    finally:
+        cursor.close()
 
 
 def read_first(engine: Engine, statement: sa.Select[Any], params: dict[str, Any]) -> Any:

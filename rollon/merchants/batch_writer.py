@@ -18,10 +18,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from rollon.ledger.service import Ledger
+from rollon.ledger.storage import driver_cursor
 from rollon.ledger.transfers import Result, Transfer
 
 T = TypeVar("T")
 WAIT_TIMEOUT_S = 30.0
+_SAVEPOINT = "rollon_merchants_write"
 
 
 @dataclass(slots=True)
@@ -67,14 +69,16 @@ class BatchWriter:
     def after_decide(
         self, connection: Connection, tickets: Sequence[_Write], results: Sequence[list[Result]]
     ) -> None:
-        """Run each write in a savepoint (afresh on a retried attempt)."""
-        for ticket, ticket_results in zip(tickets, results, strict=True):
-            ticket.result, ticket.failure = None, None
-            savepoint = connection.begin_nested()
-            try:
-                ticket.result = ticket.work(connection, ticket_results)
-            except IntegrityError as error:
-                savepoint.rollback()
-                ticket.failure = error
-            else:
-                savepoint.commit()
+        """Run each write in a savepoint (afresh on a retried attempt). The savepoints are
+        the driver's own statements: SQLAlchemy's `begin_nested` costs some 200 µs of the
+        writer's time per write, the driver's about 2."""
+        with driver_cursor(connection) as cursor:
+            for ticket, ticket_results in zip(tickets, results, strict=True):
+                ticket.result, ticket.failure = None, None
+                cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
+                try:
+                    ticket.result = ticket.work(connection, ticket_results)
+                except IntegrityError as error:
+                    cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+                    ticket.failure = error
+                cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
