@@ -121,7 +121,8 @@ class PaymentPayload:
 
 
 def _is_field_text(text: str, max_chars: int) -> bool:
-    return 0 < len(text) <= max_chars and all(" " <= c <= "~" for c in text)
+    # Printable ASCII is exactly " " to "~"; str's own checks run in C.
+    return 0 < len(text) <= max_chars and text.isascii() and text.isprintable()
 
 
 def field_text(text: str, max_chars: int, fallback: str = "") -> str:
@@ -327,7 +328,7 @@ def parse_payload(text: str) -> ParsedPayload:
         raise PayloadError(PayloadErrorCode.MALFORMED, "a payload is non-empty text")
     if len(text) > MAX_PAYLOAD_CHARS:
         raise PayloadError(PayloadErrorCode.MALFORMED, f"a payload has at most {MAX_PAYLOAD_CHARS}")
-    if not all(" " <= c <= "~" for c in text):
+    if not (text.isascii() and text.isprintable()):
         raise PayloadError(PayloadErrorCode.MALFORMED, "a payload is printable ASCII only")
     items = _split(text, top_level=True)
     if items[-1][0] != "63":
