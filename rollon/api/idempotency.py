@@ -334,16 +334,18 @@ class IdempotencyStore:
 
 
 _SELECTED = "SELECT token_id, key, request_sha256, status_code, media_type, body"
+# On PostgreSQL the arrays go in binary (%b): in text, psycopg quotes and escapes every
+# element of an array literal with regular expressions, and answers are JSON, full of quotes.
 _PG_SELECT = (
-    _SELECTED + " FROM idempotency_keys JOIN unnest(%s::uuid[], %s::text[]) AS wanted(t, k)"
+    _SELECTED + " FROM idempotency_keys JOIN unnest(%b::uuid[], %b::text[]) AS wanted(t, k)"
     " ON token_id = wanted.t AND key = wanted.k"
 )
 _SQLITE_SELECT = _SELECTED + " FROM idempotency_keys WHERE token_id = ? AND key = ?"
 _PG_INSERT = (
     "INSERT INTO idempotency_keys"
     " (token_id, key, request_sha256, status_code, media_type, body, created_at_ns)"
-    " SELECT *, %s FROM unnest(%s::uuid[], %s::text[], %s::bytea[], %s::int[],"
-    " %s::text[], %s::text[]) ON CONFLICT DO NOTHING RETURNING token_id, key"
+    " SELECT *, %s FROM unnest(%b::uuid[], %b::text[], %b::bytea[], %b::int[],"
+    " %b::text[], %b::text[]) ON CONFLICT DO NOTHING RETURNING token_id, key"
 )
 _SQLITE_INSERT = (
     "INSERT INTO idempotency_keys"
