@@ -447,7 +447,8 @@ class _Driver:
     driver binds in C: bytes as they are (both drivers bind a blob), and a UUID as its hex
     text. That is how SQLAlchemy's Uuid stores it on SQLite; on PostgreSQL the compiled
     statements cast each UUID parameter (`::UUID`, `::UUID[]`), and psycopg adapts a UUID
-    object in Python code but sends text as it is.
+    object in Python code but sends text as it is. PostgreSQL takes the journal's rows by
+    COPY (`copy_entries`), SQLite by `executemany` (`insert_entries`).
     """
 
     def __init__(self, dialect: Dialect) -> None:
@@ -460,6 +461,11 @@ class _Driver:
         self.known = _driver_sql(_KNOWN, positional, ("ids", "ids"))
         self.balances = _driver_sql(_BALANCES, positional, ("ids",))
         self.insert_entries = _driver_sql(transfers.insert(), positional, _TRANSFER_COLUMNS)
+        # PostgreSQL takes the journal's rows by COPY: psycopg's executemany dumps every
+        # parameter of every row in Python (about 40 µs a row here), COPY about 8.
+        self.copy_entries: str | None = None
+        if dialect.name == "postgresql":
+            self.copy_entries = f"COPY transfers ({', '.join(_TRANSFER_COLUMNS)}) FROM STDIN"
         self.update_balances = _driver_sql(
             _GUARDED_BALANCE_UPDATE, positional, _GUARDED_BALANCE_PARAMETERS
         )
@@ -568,9 +574,13 @@ def write_outcome(
     """Write a decided batch. Raises LedgerCorrupted if the database moved under the lock."""
     driver = _driver(connection.dialect)
     if outcome.entries:
-        connection.exec_driver_sql(
-            driver.insert_entries, [_entry_values(e, _hex) for e in outcome.entries]
-        )
+        rows = [_entry_values(e, _hex) for e in outcome.entries]
+        if driver.copy_entries is None:
+            connection.exec_driver_sql(driver.insert_entries, rows)
+        else:
+            with driver_cursor(connection) as cursor, cursor.copy(driver.copy_entries) as copy:
+                for row in rows:
+                    copy.write_row(row)
     if outcome.failures:
         connection.execute(
             failed_transfers.insert(),
