@@ -6,7 +6,7 @@ Route authors who want a metric of their own add it to `Metrics` or use
 
 | metric | type | labels |
 | --- | --- | --- |
-| rollon_http_request_duration_seconds | histogram | method, route (the path template), status |
+| rollon_http_request_duration_seconds | histogram | method (or OTHER), route (template), status |
 | rollon_transfers_committed_total | counter | |
 | rollon_transfers_rejected_total | counter | code (the ledger's result) |
 | rollon_batch_transfers | histogram | (transfers per committed batch) |
@@ -117,6 +117,10 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+# A client may send any token as its method: only these are label values, the rest OTHER.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
 class RequestMetricsMiddleware:
     """Times every HTTP request by route template (bounded label values) and, when
     `access_log` is on, logs one structured line per request."""
@@ -125,6 +129,8 @@ class RequestMetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        # Each label set's histogram, found once: `labels()` checks and locks every time.
+        self._timers: dict[tuple[str, str, int], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -145,9 +151,8 @@ class RequestMetricsMiddleware:
             elapsed_s = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.request_duration.labels(
-                method=scope["method"], route=template, status=str(status)
-            ).observe(elapsed_s)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            self._timer(method, template, status).observe(elapsed_s)
             if self.access_log:
                 client = scope.get("client")
                 access_log.info(
@@ -161,3 +166,12 @@ class RequestMetricsMiddleware:
                         "client": client[0] if client else None,
                     },
                 )
+
+    def _timer(self, method: str, template: str, status: int) -> Histogram:
+        key = (method, template, status)
+        timer = self._timers.get(key)
+        if timer is None:  # bounded: methods, the app's routes, the statuses it answers
+            timer = self._timers[key] = self.metrics.request_duration.labels(
+                method=method, route=template, status=str(status)
+            )
+        return timer

@@ -75,3 +75,13 @@ async def test_unknown_paths_share_one_metrics_label(api: Api) -> None:
     text = (await api.client.get("/metrics")).text
     assert 'route="unmatched",status="404"} 3.0' in text
     assert "/nowhere/1" not in text
+
+
+async def test_unknown_methods_share_one_metrics_label(api: Api) -> None:
+    """A client chooses its method token: each new one must not grow a label value."""
+    for method in ("BREW", "WHEN", "BREW"):
+        answer = await api.client.request(method, "/v1/transfers")
+        assert answer.status_code == 405
+    text = (await api.client.get("/metrics")).text
+    assert 'method="OTHER",route="/v1/transfers",status="405"} 3.0' in text, text
+    assert "BREW" not in text
