@@ -61,6 +61,22 @@ class BatchWriter:
         result: T = ticket.result
         return results, result
 
+    async def write_async(self, work: Callable[[Connection], T]) -> T:
+        """`write` from an event loop: the loop serves others while the batch commits."""
+        _, result = await self.submit_async([], lambda connection, _results: work(connection))
+        return result
+
+    async def submit_async(
+        self, transfers: Sequence[Transfer], work: Callable[[Connection, Sequence[Result]], T]
+    ) -> tuple[list[Result], T]:
+        """`submit` from an event loop, with no thread held while the batch commits."""
+        ticket = _Write(work)
+        results = await self._ledger.hot_path.submit_async(transfers, joining=(self, ticket))
+        if ticket.failure is not None:
+            raise ticket.failure
+        result: T = ticket.result
+        return results, result
+
     # -- the ledger's BatchParticipant protocol, on its writer thread -------------------------
     def before_decide(self, connection: Connection, tickets: Sequence[_Write]) -> list[bool]:
         """Nothing to read first: no write is ever withdrawn."""

@@ -348,6 +348,45 @@ class PaymentRequests:
     ) -> PaymentRequest:
         """A merchant asks for `amount`; the answer carries the signed payload to show as a
         QR code. The same `request_id` with the same figures again returns the request."""
+        row = self._request_row(
+            account_id, amount, reference, description, expires_in_s, request_id
+        )
+        if self._insert(row):
+            return self._view(_new_row(row))
+        return self._asked_before(row)
+
+    async def create_async(
+        self,
+        account_id: UUID,
+        amount: int,
+        *,
+        reference: str = "",
+        description: str = "",
+        expires_in_s: int | None = None,
+        request_id: UUID | None = None,
+    ) -> PaymentRequest:
+        """`create` from an event loop: the row commits with the ledger's next batch, and
+        no thread waits for it meanwhile (a thread per request waiting on the writer makes
+        the threads fight over the GIL)."""
+        row = self._request_row(
+            account_id, amount, reference, description, expires_in_s, request_id
+        )
+        try:
+            await self._writer.write_async(partial(_insert_request, row))
+        except IntegrityError:
+            return await asyncio.to_thread(self._asked_before, row)
+        return self._view(_new_row(row))
+
+    def _request_row(
+        self,
+        account_id: UUID,
+        amount: int,
+        reference: str,
+        description: str,
+        expires_in_s: int | None,
+        request_id: UUID | None,
+    ) -> dict[str, Any]:
+        """A new request's row, its payload signed; MerchantError for bad figures."""
         merchant = self._merchant(account_id)
         amount = self._amount(amount)
         reference = " ".join(reference.split())
@@ -374,7 +413,7 @@ class PaymentRequests:
             expires_at_s=issued_at_s + ttl_s,
             reference=reference,
         )
-        row = {
+        return {
             "id": request_id,
             "merchant_id": merchant.id,
             "account_id": account_id,
@@ -389,27 +428,26 @@ class PaymentRequests:
             "expires_at_s": issued_at_s + ttl_s,
             "payload": sign_payload(payload, self._keyring.signing_key),
         }
-        if not self._insert(row):
-            earlier = self._load(request_id)
-            assert earlier is not None
-            same = (earlier.account_id, earlier.amount, earlier.reference, earlier.description)
-            if earlier.kind != "dynamic" or same != (account_id, amount, reference, description):
-                raise MerchantError(
-                    "request_exists",
-                    f"request {request_id} exists for other figures",
-                    Refusal.CONFLICT,
-                )
-            return self.get(request_id)
-        return self._view(_new_row(row))
+
+    def _asked_before(self, row: dict[str, Any]) -> PaymentRequest:
+        """The request whose id `row` found taken: the same request asked again, or a
+        conflict."""
+        earlier = self._load(row["id"])
+        assert earlier is not None
+        same = (earlier.account_id, earlier.amount, earlier.reference, earlier.description)
+        asked = (row["account_id"], row["amount"], row["reference"], row["description"])
+        if earlier.kind != "dynamic" or same != asked:
+            raise MerchantError(
+                "request_exists",
+                f"request {row['id']} exists for other figures",
+                Refusal.CONFLICT,
+            )
+        return self.get(row["id"])
 
     def _insert(self, row: dict[str, Any]) -> bool:
         """Insert a request row (group-committed); False if its id exists already."""
-
-        def insert(connection: Connection) -> None:
-            connection.execute(_INSERT_REQUEST, row)
-
         try:
-            self._writer.write(insert)
+            self._writer.write(partial(_insert_request, row))
         except IntegrityError:
             return False
         return True
@@ -589,18 +627,60 @@ class PaymentRequests:
         the same id again never pays twice).
         """
         payload = self.verify(payload_text)
-        merchant = self._payee(payload)
         if payload.kind is PayloadKind.DYNAMIC:
-            assert payload.request_id is not None
-            if amount is not None and amount != payload.amount:
-                raise _invalid("amount_mismatch", "the amount differs from the request's")
-            row = self._load(payload.request_id)
-            if row is None:
-                raise _not_found(payload.request_id)
-            if (row.account_id, row.amount) != (payload.merchant_account_id, payload.amount):
-                raise _invalid("payload_mismatch", "the payload does not match its request")
-        else:
-            row = self._static_request(merchant, payload_text, payer_account_id, amount, payment_id)
+            return self._pay_row(self._dynamic_request(payload, amount), payer_account_id)
+        return self._pay_static(payload, payload_text, payer_account_id, amount, payment_id)
+
+    async def pay_async(
+        self,
+        payload_text: str,
+        payer_account_id: UUID,
+        *,
+        amount: int | None = None,
+        payment_id: UUID | None = None,
+    ) -> Payment:
+        """`pay` from an event loop. The usual payment (a dynamic request's attempt that
+        goes through) is submitted from the loop, and no thread waits while it commits: a
+        thread per payment waiting on the writer makes the threads fight over the GIL.
+        Anything else (a static code, a race, a refusal) goes on in a worker thread."""
+        payload = self.verify(payload_text)
+        if payload.kind is not PayloadKind.DYNAMIC:
+            return await asyncio.to_thread(
+                self._pay_static, payload, payload_text, payer_account_id, amount, payment_id
+            )
+        row = await asyncio.to_thread(self._dynamic_request, payload, amount)
+        replay = self._replay(row, payer_account_id)
+        if replay is not None:
+            return replay
+        attempt = self._attempt(row, payer_account_id)
+        (result,), recorded = await self._writer.submit_async([attempt.transfer], attempt.record)
+        if result is Result.OK and recorded:
+            return self._paid(attempt, attempt.paid_row(), replayed=False)
+        return await asyncio.to_thread(self._after, attempt, result, recorded)
+
+    def _dynamic_request(self, payload: PaymentPayload, amount: int | None) -> _Row:
+        """The request a verified dynamic payload names, checked against it."""
+        assert payload.request_id is not None
+        self._payee(payload)
+        if amount is not None and amount != payload.amount:
+            raise _invalid("amount_mismatch", "the amount differs from the request's")
+        row = self._load(payload.request_id)
+        if row is None:
+            raise _not_found(payload.request_id)
+        if (row.account_id, row.amount) != (payload.merchant_account_id, payload.amount):
+            raise _invalid("payload_mismatch", "the payload does not match its request")
+        return row
+
+    def _pay_static(
+        self,
+        payload: PaymentPayload,
+        payload_text: str,
+        payer_account_id: UUID,
+        amount: int | None,
+        payment_id: UUID | None,
+    ) -> Payment:
+        merchant = self._payee(payload)
+        row = self._static_request(merchant, payload_text, payer_account_id, amount, payment_id)
         return self._pay_row(row, payer_account_id)
 
     def _static_request(
@@ -649,49 +729,66 @@ class PaymentRequests:
 
     def _pay_row(self, row: _Row, payer_account_id: UUID) -> Payment:
         for _ in range(MAX_PAY_ROUNDS):
-            self._check_payable(row, payer_account_id)
-            if row.status is _Stored.PAID:
-                assert row.transfer_id is not None
-                return Payment(self._view(row), row.transfer_id, payer_account_id, replayed=True)
-            transfer = Transfer(
-                id=attempt_transfer_id(row.id, row.attempt),
-                debit_account_id=payer_account_id,
-                credit_account_id=row.account_id,
-                amount=row.amount,
-                ledger=LedgerCode.RLN,
-                code=TransferCode.PAYMENT,
-                memo=row.reference,
-            )
-            # The request is written down as paid in the payment's own transaction.
-            paid_at_ns = self._clock_ns()
-            (result,), recorded = self._writer.submit(
-                [transfer], partial(_record_if_paid, _paid_values(row, transfer, paid_at_ns))
-            )
-            if result in (Result.OK, Result.EXISTS):
-                paid = (
-                    _paid_row(row, transfer, paid_at_ns)
-                    if recorded
-                    else self._record_paid(row, transfer)
-                )
-                self.notifier.notify(row.id)
-                return Payment(
-                    self._view(paid),
-                    transfer.id,
-                    payer_account_id,
-                    replayed=result is Result.EXISTS,
-                )
-            if result is Result.EXISTS_WITH_DIFFERENT_FIELDS:
-                row = self._sync(row)  # another payer got this attempt
-            elif result is Result.ID_ALREADY_FAILED:
-                row = self._next_attempt(row)  # an earlier payer failed it, or it was closed
-            elif result in STATE_DEPENDENT_FAILURES:
-                self._next_attempt(row)  # this id failed for good: let the next payer in
-                raise MerchantError.from_result(result, _refusal_text(result, row.amount))
-            else:
-                raise MerchantError.from_result(result, _refusal_text(result, row.amount))
+            replay = self._replay(row, payer_account_id)
+            if replay is not None:
+                return replay
+            attempt = self._attempt(row, payer_account_id)
+            (result,), recorded = self._writer.submit([attempt.transfer], attempt.record)
+            next_row = self._settle(attempt, result, recorded)
+            if isinstance(next_row, Payment):
+                return next_row
+            row = next_row
         raise MerchantError(
             "request_busy", "too many payers at once on this request; retry", Refusal.BUSY
         )
+
+    def _replay(self, row: _Row, payer_account_id: UUID) -> Payment | None:
+        """The payment already made of `row` by this payer, None if it is still to pay;
+        MerchantError if it cannot be paid (by someone else, cancelled, expired)."""
+        self._check_payable(row, payer_account_id)
+        if row.status is not _Stored.PAID:
+            return None
+        assert row.transfer_id is not None
+        return Payment(self._view(row), row.transfer_id, payer_account_id, replayed=True)
+
+    def _attempt(self, row: _Row, payer_account_id: UUID) -> _Attempt:
+        transfer = Transfer(
+            id=attempt_transfer_id(row.id, row.attempt),
+            debit_account_id=payer_account_id,
+            credit_account_id=row.account_id,
+            amount=row.amount,
+            ledger=LedgerCode.RLN,
+            code=TransferCode.PAYMENT,
+            memo=row.reference,
+        )
+        return _Attempt(row, transfer, self._clock_ns())
+
+    def _after(self, attempt: _Attempt, result: Result, recorded: bool) -> Payment:
+        """`_settle` an attempt, then pay on if the request moved to another attempt."""
+        settled = self._settle(attempt, result, recorded)
+        if isinstance(settled, Payment):
+            return settled
+        return self._pay_row(settled, attempt.transfer.debit_account_id)
+
+    def _settle(self, attempt: _Attempt, result: Result, recorded: bool) -> Payment | _Row:
+        """The payment if the attempt went through; else the request's row to try next, or
+        MerchantError if the ledger refused the payer."""
+        row = attempt.row
+        if result in (Result.OK, Result.EXISTS):
+            paid = attempt.paid_row() if recorded else self._record_paid(row, attempt.transfer)
+            return self._paid(attempt, paid, replayed=result is Result.EXISTS)
+        if result is Result.EXISTS_WITH_DIFFERENT_FIELDS:
+            return self._sync(row)  # another payer got this attempt
+        if result is Result.ID_ALREADY_FAILED:
+            return self._next_attempt(row)  # an earlier payer failed it, or it was closed
+        if result in STATE_DEPENDENT_FAILURES:
+            self._next_attempt(row)  # this id failed for good: let the next payer in
+        raise MerchantError.from_result(result, _refusal_text(result, row.amount))
+
+    def _paid(self, attempt: _Attempt, paid: _Row, *, replayed: bool) -> Payment:
+        self.notifier.notify(paid.id)
+        transfer = attempt.transfer
+        return Payment(self._view(paid), transfer.id, transfer.debit_account_id, replayed=replayed)
 
     def _check_payable(self, row: _Row, payer_account_id: UUID) -> None:
         if row.status is _Stored.PAID:
@@ -785,6 +882,10 @@ class PaymentRequests:
         return self._clock_ns() // NS_PER_S
 
 
+def _insert_request(row: dict[str, Any], connection: Connection) -> None:
+    connection.execute(_INSERT_REQUEST, row)
+
+
 def _paid_values(row: _Row, transfer: Transfer, paid_at_ns: int) -> dict[str, Any]:
     return {
         "request_id": row.id,
@@ -795,13 +896,6 @@ def _paid_values(row: _Row, transfer: Transfer, paid_at_ns: int) -> dict[str, An
     }
 
 
-def _record_if_paid(
-    values: dict[str, Any], connection: Connection, results: Sequence[Result]
-) -> bool:
-    """Write the request down as paid if its payment just went through (in its batch)."""
-    return results == [Result.OK] and connection.execute(_RECORD_PAID, values).rowcount == 1
-
-
 def _paid_row(row: _Row, transfer: Transfer, paid_at_ns: int) -> _Row:
     return replace(
         row,
@@ -810,6 +904,23 @@ def _paid_row(row: _Row, transfer: Transfer, paid_at_ns: int) -> _Row:
         transfer_id=transfer.id,
         paid_at_ns=paid_at_ns,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """One try at paying a request: its transfer, and the row's update that commits with it."""
+
+    row: _Row
+    transfer: Transfer
+    paid_at_ns: int
+
+    def record(self, connection: Connection, results: Sequence[Result]) -> bool:
+        """Write the request down as paid if this attempt just went through (in its batch)."""
+        values = _paid_values(self.row, self.transfer, self.paid_at_ns)
+        return results == [Result.OK] and connection.execute(_RECORD_PAID, values).rowcount == 1
+
+    def paid_row(self) -> _Row:
+        return _paid_row(self.row, self.transfer, self.paid_at_ns)
 
 
 def _new_row(values: dict[str, Any]) -> _Row:

@@ -3,6 +3,7 @@ separate processes. Exactly one payment succeeds; the others get a clear refusal
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 from collections import Counter
 from functools import partial
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -62,6 +64,39 @@ def test_concurrent_payers_exactly_one_succeeds(
         assert paid.payer_account_id == payers[outcomes.index("ok")]
     assert balance(engine, shop.account_id) == ROUNDS * 1_000
     assert sum(balance(engine, p) for p in payers) == PAYERS * 10_000 - ROUNDS * 1_000
+    assert_books_balance(engine, merchants)
+
+
+def test_payers_in_one_event_loop_exactly_one_succeeds(
+    engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant
+) -> None:
+    """As the API pays: coroutines of one loop, poor and rich, each submitting from the loop;
+    the refused ones go on in worker threads while the others' batches commit."""
+    poor = [member_with(ledger, 10, f"Poor {i}") for i in range(3)]
+    rich = [member_with(ledger, 10_000, f"Rich {i}") for i in range(PAYERS)]
+
+    async def outcome(payload: str, payer: UUID) -> str:
+        try:
+            await merchants.requests.pay_async(payload, payer)
+        except MerchantError as error:
+            return error.code
+        return "ok"
+
+    async def scan_together(payload: str) -> list[str]:
+        return await asyncio.gather(*(outcome(payload, p) for p in poor + rich))
+
+    for _ in range(ROUNDS):
+        request = merchants.requests.create(shop.account_id, 1_000)
+        outcomes = asyncio.run(scan_together(request.payload))
+        assert outcomes.count("ok") == 1, outcomes
+        assert set(outcomes) <= {"ok", "insufficient_funds", "request_already_paid"}
+        paid = merchants.requests.get(request.id)
+        assert paid.status is RequestStatus.PAID
+        assert paid.payer_account_id == (poor + rich)[outcomes.index("ok")]
+        assert paid.payer_account_id in rich
+    assert balance(engine, shop.account_id) == ROUNDS * 1_000
+    assert sum(balance(engine, p) for p in rich) == PAYERS * 10_000 - ROUNDS * 1_000
+    assert all(balance(engine, p) == 10 for p in poor)
     assert_books_balance(engine, merchants)
 
 

@@ -1,3 +1,6 @@
+import asyncio
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -12,6 +15,8 @@ from rollon.merchants.directory import Merchant
 from rollon.merchants.errors import MerchantError, Refusal
 from rollon.merchants.requests import (
     MAX_PAY_ROUNDS,
+    Payment,
+    PaymentRequest,
     RequestStatus,
     attempt_transfer_id,
 )
@@ -23,6 +28,20 @@ from tests.merchants.conftest import (
     balance,
     member_with,
 )
+
+Pay = Callable[..., Payment]
+
+
+@pytest.fixture(params=["in_a_thread", "in_an_event_loop"])
+def pay(request: pytest.FixtureRequest, merchants: Merchants) -> Pay:
+    """Paying as a worker thread does (`pay`) and as the API's event loop does (`pay_async`)."""
+    if request.param == "in_a_thread":
+        return merchants.requests.pay
+
+    def pay_in_an_event_loop(*args: Any, **kwargs: Any) -> Payment:
+        return asyncio.run(merchants.requests.pay_async(*args, **kwargs))
+
+    return pay_in_an_event_loop
 
 
 def refused(call: object, *args: object, **kwargs: object) -> MerchantError:
@@ -47,6 +66,24 @@ def test_a_new_request_is_open_with_a_signed_payload(merchants: Merchants, shop:
     assert payload.amount == 1250 and payload.merchant_account_id == shop.account_id
     assert payload.expires_at_s == request.expires_at_s == payload.issued_at_s + 300
     assert merchants.requests.get(request.id) == request
+
+
+def test_creating_from_an_event_loop(merchants: Merchants, shop: Merchant) -> None:
+    """`create_async`, as the API creates: the same request, the same retry and conflicts."""
+
+    def create(*args: Any, **kwargs: Any) -> PaymentRequest:
+        return asyncio.run(merchants.requests.create_async(*args, **kwargs))
+
+    request_id = uuid4()
+    first = create(shop.account_id, 500, reference="A", request_id=request_id)
+    assert first.id == request_id and first.status is RequestStatus.OPEN
+    assert merchants.requests.verify(first.payload).amount == 500
+    assert merchants.requests.get(request_id) == first
+    assert create(shop.account_id, 500, reference="A", request_id=request_id) == first
+    error = refused(create, shop.account_id, 600, request_id=request_id)
+    assert error.code == "request_exists" and error.refusal is Refusal.CONFLICT
+    assert refused(create, shop.account_id, 0).code == "amount_must_be_positive"
+    assert merchants.requests.get(request_id).amount == 500
 
 
 def test_creating_again_with_the_same_id_is_a_retry(merchants: Merchants, shop: Merchant) -> None:
@@ -92,23 +129,23 @@ def test_unknown_request(merchants: Merchants) -> None:
 
 # -- paying -----------------------------------------------------------------------------------
 def test_paying_moves_the_money_once(
-    engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant
+    pay: Pay, engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant
 ) -> None:
     payer = member_with(ledger, 5_000)
     request = merchants.requests.create(shop.account_id, 1_250, reference="Pain")
-    payment = merchants.requests.pay(request.payload, payer)
+    payment = pay(request.payload, payer)
     assert not payment.replayed
     assert payment.request.status is RequestStatus.PAID
     assert payment.request.payer_account_id == payer
     assert payment.transfer_id == attempt_transfer_id(request.id, 0)
     assert balance(engine, payer) == 3_750 and balance(engine, shop.account_id) == 1_250
     # the same payer scanning again (a retry) pays nothing more
-    again = merchants.requests.pay(request.payload, payer)
+    again = pay(request.payload, payer)
     assert again.replayed and again.transfer_id == payment.transfer_id
     assert balance(engine, payer) == 3_750
     # another payer is refused
     other = member_with(ledger, 5_000, "Other")
-    error = refused(merchants.requests.pay, request.payload, other)
+    error = refused(pay, request.payload, other)
     assert error.code == "request_already_paid" and error.refusal is Refusal.CONFLICT
     assert balance(engine, other) == 5_000
     assert merchants.requests.get(request.id).status is RequestStatus.PAID
@@ -116,49 +153,51 @@ def test_paying_moves_the_money_once(
 
 
 def test_a_payer_without_funds_does_not_block_the_next(
-    engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant
+    pay: Pay, engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant
 ) -> None:
     poor = member_with(ledger, 100, "Poor")
     rich = member_with(ledger, 10_000, "Rich")
     request = merchants.requests.create(shop.account_id, 1_000)
-    error = refused(merchants.requests.pay, request.payload, poor)
+    error = refused(pay, request.payload, poor)
     assert error.code == "insufficient_funds" and error.result is Result.INSUFFICIENT_FUNDS
     assert merchants.requests.get(request.id).status is RequestStatus.OPEN
     # the same payer, topped up, may try again; so may anyone else
     assert ledger.issue(uuid4(), poor, 5_000, "top-up").applied
-    payment = merchants.requests.pay(request.payload, poor)
+    payment = pay(request.payload, poor)
     assert payment.transfer_id == attempt_transfer_id(request.id, 1)
-    assert refused(merchants.requests.pay, request.payload, rich).code == "request_already_paid"
+    assert refused(pay, request.payload, rich).code == "request_already_paid"
     assert balance(engine, poor) == 4_100 and balance(engine, rich) == 10_000
     assert_books_balance(engine, merchants)
 
 
-def test_payer_check_amount(ledger: Ledger, merchants: Merchants, shop: Merchant) -> None:
+def test_payer_check_amount(pay: Pay, ledger: Ledger, merchants: Merchants, shop: Merchant) -> None:
     payer = member_with(ledger, 5_000)
     request = merchants.requests.create(shop.account_id, 1_000)
-    error = refused(merchants.requests.pay, request.payload, payer, amount=999)
+    error = refused(pay, request.payload, payer, amount=999)
     assert error.code == "amount_mismatch"
-    assert merchants.requests.pay(request.payload, payer, amount=1_000).request.status == "paid"
+    assert pay(request.payload, payer, amount=1_000).request.status == "paid"
 
 
-def test_a_merchant_cannot_pay_its_own_request(merchants: Merchants, shop: Merchant) -> None:
+def test_a_merchant_cannot_pay_its_own_request(
+    pay: Pay, merchants: Merchants, shop: Merchant
+) -> None:
     request = merchants.requests.create(shop.account_id, 1_000)
-    assert refused(merchants.requests.pay, request.payload, shop.account_id).code == "same_account"
+    assert refused(pay, request.payload, shop.account_id).code == "same_account"
 
 
 def test_an_unknown_payer_account(
-    engine: Engine, merchants: Merchants, shop: Merchant, ledger: Ledger
+    pay: Pay, engine: Engine, merchants: Merchants, shop: Merchant, ledger: Ledger
 ) -> None:
     request = merchants.requests.create(shop.account_id, 1_000)
-    assert refused(merchants.requests.pay, request.payload, uuid4()).code == "account_not_found"
+    assert refused(pay, request.payload, uuid4()).code == "account_not_found"
     payer = member_with(ledger, 2_000)
-    assert merchants.requests.pay(request.payload, payer).request.status is RequestStatus.PAID
+    assert pay(request.payload, payer).request.status is RequestStatus.PAID
     assert_books_balance(engine, merchants)
 
 
 @pytest.mark.parametrize("field", ["amount", "expiry", "merchant"])
 def test_a_tampered_payload_moves_nothing(
-    engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant, field: str
+    pay: Pay, engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant, field: str
 ) -> None:
     payer = member_with(ledger, 5_000)
     thief = merchants.directory.onboard(application())
@@ -173,25 +212,25 @@ def test_a_tampered_payload_moves_nothing(
     body = text[:-4]
     text = body + f"{p.crc16_ccitt(body.encode()):04X}"
     assert text != request.payload
-    assert refused(merchants.requests.pay, text, payer).code == "payload_bad_signature"
+    assert refused(pay, text, payer).code == "payload_bad_signature"
     assert balance(engine, payer) == 5_000
     assert merchants.requests.get(request.id).status is RequestStatus.OPEN
 
 
 def test_payloads_refused_before_any_lookup(
-    ledger: Ledger, merchants: Merchants, shop: Merchant
+    pay: Pay, ledger: Ledger, merchants: Merchants, shop: Merchant
 ) -> None:
     payer = member_with(ledger, 5_000)
     request = merchants.requests.create(shop.account_id, 1_000)
-    assert refused(merchants.requests.pay, request.payload[:100], payer).code == "payload_truncated"
-    assert refused(merchants.requests.pay, "hello", payer).code == "payload_malformed"
-    assert refused(merchants.requests.pay, "", payer).code == "payload_malformed"
+    assert refused(pay, request.payload[:100], payer).code == "payload_truncated"
+    assert refused(pay, "hello", payer).code == "payload_malformed"
+    assert refused(pay, "", payer).code == "payload_malformed"
     flipped = request.payload[:-1] + ("0" if request.payload[-1] != "0" else "1")
-    assert refused(merchants.requests.pay, flipped, payer).code == "payload_bad_crc"
+    assert refused(pay, flipped, payer).code == "payload_bad_crc"
 
 
 def test_a_payload_signed_by_another_service_is_unknown(
-    ledger: Ledger, merchants: Merchants, shop: Merchant
+    pay: Pay, ledger: Ledger, merchants: Merchants, shop: Merchant
 ) -> None:
     other_key = Ed25519PrivateKey.generate()
     from rollon.ledger.journal import key_id
@@ -207,12 +246,12 @@ def test_a_payload_signed_by_another_service_is_unknown(
         expires_at_s=2_000_000_300,
     )
     text = p.sign_payload(payload, other_key)
-    error = refused(merchants.requests.pay, text, member_with(ledger, 500))
+    error = refused(pay, text, member_with(ledger, 500))
     assert error.code == "payload_unknown_key"
 
 
 def test_a_signed_payload_without_its_request_or_merchant(
-    ledger: Ledger, merchants: Merchants, shop: Merchant, clock: Clock
+    pay: Pay, ledger: Ledger, merchants: Merchants, shop: Merchant, clock: Clock
 ) -> None:
     keyring = merchants.keyring
     now_s = clock() // 10**9
@@ -231,22 +270,20 @@ def test_a_signed_payload_without_its_request_or_merchant(
         return p.sign_payload(payload, keyring.signing_key)
 
     payer = member_with(ledger, 500)
-    assert (
-        refused(merchants.requests.pay, signed(shop.account_id), payer).code == "request_not_found"
-    )
-    assert refused(merchants.requests.pay, signed(uuid4()), payer).code == "merchant_not_found"
+    assert refused(pay, signed(shop.account_id), payer).code == "request_not_found"
+    assert refused(pay, signed(uuid4()), payer).code == "merchant_not_found"
 
 
 # -- expiry and cancellation ------------------------------------------------------------------
 def test_an_expired_request_cannot_be_paid(
-    engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant, clock: Clock
+    pay: Pay, engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant, clock: Clock
 ) -> None:
     payer = member_with(ledger, 5_000)
     request = merchants.requests.create(shop.account_id, 1_000, expires_in_s=60)
     clock.advance(59)
     assert merchants.requests.get(request.id).status is RequestStatus.OPEN
     clock.advance(1)
-    error = refused(merchants.requests.pay, request.payload, payer)
+    error = refused(pay, request.payload, payer)
     assert error.code == "payload_expired" and error.refusal is Refusal.GONE
     assert merchants.requests.get(request.id).status is RequestStatus.EXPIRED
     # a payer who read the request in time cannot land a payment afterwards either
@@ -268,13 +305,15 @@ def test_expire_due_sweeps_open_requests(
     assert merchants.requests.get(fresh.id).status is RequestStatus.OPEN
 
 
-def test_cancelling(engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant) -> None:
+def test_cancelling(
+    pay: Pay, engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant
+) -> None:
     payer = member_with(ledger, 5_000)
     request = merchants.requests.create(shop.account_id, 1_000)
     cancelled = merchants.requests.cancel(request.id, shop.account_id)
     assert cancelled.status is RequestStatus.CANCELLED
     assert merchants.requests.cancel(request.id, shop.account_id) == cancelled  # twice is fine
-    error = refused(merchants.requests.pay, request.payload, payer)
+    error = refused(pay, request.payload, payer)
     assert error.code == "request_cancelled" and error.refusal is Refusal.CONFLICT
     late = _payment_transfer(request.id, 0, payer, shop.account_id, 1_000)
     assert ledger.submit([late]) == [Result.ID_ALREADY_FAILED]
@@ -282,14 +321,14 @@ def test_cancelling(engine: Engine, ledger: Ledger, merchants: Merchants, shop: 
 
 
 def test_cancelling_is_for_the_owner_of_an_open_request(
-    ledger: Ledger, merchants: Merchants, shop: Merchant, clock: Clock
+    pay: Pay, ledger: Ledger, merchants: Merchants, shop: Merchant, clock: Clock
 ) -> None:
     other = merchants.directory.onboard(application())
     request = merchants.requests.create(shop.account_id, 1_000)
     assert (
         refused(merchants.requests.cancel, request.id, other.account_id).code == "request_not_found"
     )
-    merchants.requests.pay(request.payload, member_with(ledger, 5_000))
+    pay(request.payload, member_with(ledger, 5_000))
     assert (
         refused(merchants.requests.cancel, request.id, shop.account_id).code
         == "request_already_paid"
@@ -317,7 +356,7 @@ def test_a_payment_that_landed_before_the_cancellation_stands(
 
 
 def test_reading_a_request_finds_a_payment_not_yet_written_down(
-    ledger: Ledger, merchants: Merchants, shop: Merchant
+    pay: Pay, ledger: Ledger, merchants: Merchants, shop: Merchant
 ) -> None:
     payer = member_with(ledger, 5_000)
     request = merchants.requests.create(shop.account_id, 1_000)
@@ -326,7 +365,7 @@ def test_reading_a_request_finds_a_payment_not_yet_written_down(
     ]
     assert merchants.requests.get(request.id).status is RequestStatus.PAID
     second = member_with(ledger, 5_000, "Second")
-    assert refused(merchants.requests.pay, request.payload, second).code == "request_already_paid"
+    assert refused(pay, request.payload, second).code == "request_already_paid"
 
 
 def test_listing_a_merchants_requests(merchants: Merchants, shop: Merchant) -> None:
@@ -353,26 +392,23 @@ def test_a_listing_shows_a_request_past_its_expiry_as_expired(
 
 # -- static codes -----------------------------------------------------------------------------
 def test_static_code_payments(
-    engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant
+    pay: Pay, engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant
 ) -> None:
     sticker = merchants.requests.static_payload(shop.account_id)
     assert merchants.requests.static_payload(shop.account_id) == sticker  # a stable sticker
     payer = member_with(ledger, 5_000)
     payment_id = uuid4()
-    payment = merchants.requests.pay(sticker, payer, amount=720, payment_id=payment_id)
+    payment = pay(sticker, payer, amount=720, payment_id=payment_id)
     assert payment.request.static and payment.request.amount == 720
     assert payment.request.status is RequestStatus.PAID
-    again = merchants.requests.pay(sticker, payer, amount=720, payment_id=payment_id)
+    again = pay(sticker, payer, amount=720, payment_id=payment_id)
     assert again.replayed and balance(engine, payer) == 4_280
-    assert refused(
-        merchants.requests.pay, sticker, payer, amount=721, payment_id=payment_id
-    ).code == ("payment_exists")
-    assert (
-        refused(merchants.requests.pay, sticker, payer, payment_id=uuid4()).code
-        == "amount_required"
+    assert refused(pay, sticker, payer, amount=721, payment_id=payment_id).code == (
+        "payment_exists"
     )
-    assert refused(merchants.requests.pay, sticker, payer, amount=100).code == "payment_id_required"
-    assert refused(merchants.requests.pay, sticker, payer, amount=0, payment_id=uuid4()).code == (
+    assert refused(pay, sticker, payer, payment_id=uuid4()).code == "amount_required"
+    assert refused(pay, sticker, payer, amount=100).code == "payment_id_required"
+    assert refused(pay, sticker, payer, amount=0, payment_id=uuid4()).code == (
         "amount_must_be_positive"
     )
     assert_books_balance(engine, merchants)
@@ -404,13 +440,13 @@ def test_the_payer_sees_the_directorys_name_not_the_payloads(
 
 
 def test_many_failed_attempts_walk_forward(
-    ledger: Ledger, merchants: Merchants, shop: Merchant
+    pay: Pay, ledger: Ledger, merchants: Merchants, shop: Merchant
 ) -> None:
     request = merchants.requests.create(shop.account_id, 1_000)
     poor = member_with(ledger, 1, "Poor")
     for _ in range(MAX_PAY_ROUNDS + 2):
-        assert refused(merchants.requests.pay, request.payload, poor).code == "insufficient_funds"
-    payment = merchants.requests.pay(request.payload, member_with(ledger, 1_000))
+        assert refused(pay, request.payload, poor).code == "insufficient_funds"
+    payment = pay(request.payload, member_with(ledger, 1_000))
     assert payment.transfer_id == attempt_transfer_id(request.id, MAX_PAY_ROUNDS + 2)
 
 

@@ -158,15 +158,13 @@ async def post_payment_request(request: Request) -> Response:
 
     async def execute() -> Answer:
         try:
-            request = await run_in_threadpool(
-                lambda: merchants.requests.create(
-                    account_id,
-                    body.amount,
-                    reference=body.reference,
-                    description=body.description,
-                    expires_in_s=body.expires_in,
-                    request_id=request_id,
-                )
+            request = await merchants.requests.create_async(
+                account_id,
+                body.amount,
+                reference=body.reference,
+                description=body.description,
+                expires_in_s=body.expires_in,
+                request_id=request_id,
             )
         except MerchantError as error:
             raise problem_of(error) from None

@@ -95,10 +95,8 @@ async def post_payment(request: Request) -> Response:
 
     async def execute() -> Answer:
         try:
-            payment = await run_in_threadpool(
-                lambda: merchants.requests.pay(
-                    body.payload, body.source_id, amount=body.amount, payment_id=payment_id
-                )
+            payment = await merchants.requests.pay_async(
+                body.payload, body.source_id, amount=body.amount, payment_id=payment_id
             )
         except MerchantError as error:
             raise problem_of(error) from None
