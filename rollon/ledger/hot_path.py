@@ -30,7 +30,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -107,10 +106,19 @@ class BatchParticipant(Protocol[Ticket]):
         ...
 
 
+class _Outcome(Protocol):
+    """Where a request's results go, from the writer thread: a concurrent Future a thread
+    waits on, or the `_LoopWaiter` of an event loop's coroutine."""
+
+    def set_result(self, results: list[Result]) -> None: ...
+
+    def set_exception(self, error: BaseException) -> None: ...
+
+
 @dataclass(slots=True)
 class _Request:
     transfers: Sequence[Transfer]
-    future: Future[list[Result]]
+    future: _Outcome
     participant: BatchParticipant[Any] | None = None
     ticket: object = None
 
@@ -172,15 +180,18 @@ class _Inbox:
         return taken, stopping
 
 
+_Waiter = asyncio.Future[list[Result]]
+
+
 class _LoopDoorbell:
-    """Hands finished futures over to one event loop, waking it once per batch."""
+    """Hands outcomes over to one event loop's waiters, waking the loop once per batch."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._finished: deque[tuple[asyncio.Future[list[Result]], Future[list[Result]]]] = deque()
+        self._finished: deque[tuple[_Waiter, list[Result] | BaseException]] = deque()
 
-    def add(self, waiter: asyncio.Future[list[Result]], future: Future[list[Result]]) -> None:
-        self._finished.append((waiter, future))
+    def add(self, waiter: _Waiter, outcome: list[Result] | BaseException) -> None:
+        self._finished.append((waiter, outcome))
 
     def ring(self) -> None:
         try:
@@ -189,21 +200,35 @@ class _LoopDoorbell:
             log.debug("results for a closed event loop dropped")
 
     def _deliver(self) -> None:
-        # Runs in the loop. deque pops are atomic, and the writer rings after every add, so a
-        # future added while this drains is delivered now or at the next ring.
+        # Runs in the loop. deque pops are atomic, and the writer rings after every add, so an
+        # outcome added while this drains is delivered now or at the next ring.
         while self._finished:
-            waiter, future = self._finished.popleft()
-            _copy_outcome(future, waiter)
+            waiter, outcome = self._finished.popleft()
+            if waiter.done():  # its coroutine was cancelled: the transfers stand regardless
+                continue
+            if isinstance(outcome, BaseException):
+                waiter.set_exception(outcome)
+            else:
+                waiter.set_result(outcome)
 
 
-def _copy_outcome(future: Future[list[Result]], waiter: asyncio.Future[list[Result]]) -> None:
-    if waiter.done():  # the awaiting coroutine was cancelled: the transfers stand regardless
-        return
-    error = future.exception()
-    if error is not None:
-        waiter.set_exception(error)
-    else:
-        waiter.set_result(future.result())
+@dataclass(slots=True)
+class _LoopWaiter:
+    """A coroutine's request: the writer queues its outcome on the loop's doorbell, and
+    rings the doorbell once the whole batch is settled. No concurrent Future in between:
+    making one (a Condition and its lock) cost more than the rest of the hand-off."""
+
+    waiter: _Waiter
+    doorbell: _LoopDoorbell
+    to_ring: set[_LoopDoorbell]  # the writer's own
+
+    def set_result(self, results: list[Result]) -> None:
+        self.doorbell.add(self.waiter, results)
+        self.to_ring.add(self.doorbell)
+
+    def set_exception(self, error: BaseException) -> None:
+        self.doorbell.add(self.waiter, error)
+        self.to_ring.add(self.doorbell)
 
 
 class GroupCommitter:
@@ -249,14 +274,8 @@ class GroupCommitter:
         its participant withdrew it). `joining` is a participant and this request's ticket.
         Only a request joining a participant may hold no transfers: it then commits just the
         participant's rows."""
-        least = 0 if joining is not None else 1
-        if not least <= len(transfers) <= self._max_batch:
-            raise ValueError(f"a request holds {least} to {self._max_batch} transfers")
-        if self._halted is not None:
-            raise LedgerHalted("the ledger stopped after an inconsistency") from self._halted
         future: Future[list[Result]] = Future()
-        participant, ticket = joining if joining is not None else (None, None)
-        self._inbox.put(_Request(tuple(transfers), future, participant, ticket))
+        self._queue(transfers, future, joining)
         return future
 
     def submit(
@@ -275,11 +294,24 @@ class GroupCommitter:
     ) -> list[Result]:
         """Submit from an event loop without blocking it. Cancelling the caller does not
         withdraw the transfers: they commit (or not) with their batch."""
-        future = self.submit_nowait(transfers, joining)
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[list[Result]] = loop.create_future()
-        future.add_done_callback(partial(self._finished, self._doorbell(loop), waiter))
+        waiter: _Waiter = loop.create_future()
+        self._queue(transfers, _LoopWaiter(waiter, self._doorbell(loop), self._to_ring), joining)
         return await waiter
+
+    def _queue(
+        self,
+        transfers: Sequence[Transfer],
+        outcome: _Outcome,
+        joining: tuple[BatchParticipant[_T], _T] | None,
+    ) -> None:
+        least = 0 if joining is not None else 1
+        if not least <= len(transfers) <= self._max_batch:
+            raise ValueError(f"a request holds {least} to {self._max_batch} transfers")
+        if self._halted is not None:
+            raise LedgerHalted("the ledger stopped after an inconsistency") from self._halted
+        participant, ticket = joining if joining is not None else (None, None)
+        self._inbox.put(_Request(tuple(transfers), outcome, participant, ticket))
 
     def _doorbell(self, loop: asyncio.AbstractEventLoop) -> _LoopDoorbell:
         last = self._last_doorbell  # usually the one loop of the process: skip the lookup
@@ -291,19 +323,6 @@ class GroupCommitter:
                 doorbell = self._doorbells.setdefault(loop, _LoopDoorbell(loop))
         self._last_doorbell = doorbell
         return doorbell
-
-    def _finished(
-        self,
-        doorbell: _LoopDoorbell,
-        waiter: asyncio.Future[list[Result]],
-        future: Future[list[Result]],
-    ) -> None:
-        if threading.get_ident() != self._thread.ident:
-            # Done before submit_async added this callback, which runs it at once in the loop.
-            _copy_outcome(future, waiter)
-            return
-        doorbell.add(waiter, future)
-        self._to_ring.add(doorbell)
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer."""
@@ -444,7 +463,7 @@ def _by_participant(
     return list(groups.values())
 
 
-def _settle(future: Future[list[Result]], outcome: list[Result] | BaseException) -> None:
+def _settle(future: _Outcome, outcome: list[Result] | BaseException) -> None:
     """Resolve a request's future; one its submitter cancelled stays cancelled."""
     try:
         if isinstance(outcome, BaseException):

@@ -218,21 +218,17 @@ async def test_a_bug_is_a_500_problem_without_traceback(api: Api) -> None:
 
 
 async def test_overloaded_ledger_is_503_with_retry_after(api: Api) -> None:
-    from rollon.ledger.hot_path import LedgerOverloaded
 
     token, body = await _pay(api)
 
-    def overloaded(*_submission: object) -> object:
-        raise LedgerOverloaded("full")
-
-    hot_path = api.state.ledger.hot_path
-    original = hot_path.submit_nowait
-    hot_path.submit_nowait = overloaded  # type: ignore[method-assign, assignment]
+    inbox = api.state.ledger.hot_path._inbox
+    room = inbox._max_requests
+    inbox._max_requests = 0  # the queue is full: the next submission is turned away
     try:
         answer = await api.client.post(
             "/v1/transfers", json=body, headers={**token, "Idempotency-Key": str(uuid4())}
         )
     finally:
-        hot_path.submit_nowait = original  # type: ignore[method-assign]
+        inbox._max_requests = room
     assert (answer.status_code, answer.json()["code"]) == (503, "ledger_overloaded")
     assert answer.headers["retry-after"] == "1"

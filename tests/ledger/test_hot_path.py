@@ -178,6 +178,58 @@ def test_async_submitters_share_batches(engine: Engine) -> None:
     assert balance_of(engine, payee) == 150
 
 
+def test_a_cancelled_async_submitter_does_not_withdraw_its_transfer(engine: Engine) -> None:
+    clock = GatedClock()
+    committer = GroupCommitter(engine, clock_ns=clock)
+    ledger = Ledger(engine)
+    try:
+        source = member(ledger, "Payer", funded=100).id
+        payee = member(ledger, "Payee").id
+    finally:
+        ledger.close()
+
+    async def give_up_waiting() -> list[Result]:
+        waiting = asyncio.ensure_future(committer.submit_async([transfer(source, payee, 7)]))
+        await asyncio.to_thread(clock.entered.wait, 10)  # the writer holds its batch
+        waiting.cancel()
+        clock.gate.set()
+        # A later submission in the same loop is answered: the doorbell skips the cancelled.
+        return await committer.submit_async([transfer(source, payee, 1)])
+
+    try:
+        assert asyncio.run(give_up_waiting()) == [R.OK]
+    finally:
+        committer.close()
+    assert balance_of(engine, payee) == 8
+
+
+def test_submitters_in_several_event_loops_each_get_their_results(engine: Engine) -> None:
+    ledger = Ledger(engine)
+    try:
+        source = member(ledger, "Payer", funded=10_000).id
+        payee = member(ledger, "Payee").id
+
+        async def pay(count: int) -> list[list[Result]]:
+            return await asyncio.gather(
+                *(ledger.submit_async([transfer(source, payee, 1)]) for _ in range(count))
+            )
+
+        answers: list[list[list[Result]]] = [[] for _ in range(4)]
+
+        def loop(index: int) -> None:
+            answers[index] = asyncio.run(pay(25))
+
+        threads = [threading.Thread(target=loop, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        ledger.close()
+    assert answers == [[[R.OK]] * 25] * 4
+    assert balance_of(engine, payee) == 100
+
+
 def test_checkpoints_are_signed_as_the_chain_crosses_each_multiple(
     ledger: Ledger, engine: Engine, signing_key: Ed25519PrivateKey, payers: tuple[UUID, UUID]
 ) -> None:
@@ -228,6 +280,24 @@ def tamper_trigger(engine: Engine) -> Iterator[None]:
     finally:
         with engine.begin() as connection:
             connection.exec_driver_sql("DROP TRIGGER tamper" + ("" if sqlite else " ON transfers"))
+
+
+def test_an_async_submitter_gets_the_batchs_failure(engine: Engine) -> None:
+    ledger = Ledger(engine)
+    try:
+        source = member(ledger, "Payer", funded=100).id
+        payee = member(ledger, "Payee").id
+
+        async def pay() -> list[Result]:
+            return await ledger.submit_async([transfer(source, payee, 1)])
+
+        with tamper_trigger(engine), pytest.raises(LedgerHalted):
+            asyncio.run(pay())
+        with pytest.raises(LedgerHalted):  # and it stays stopped
+            asyncio.run(pay())
+    finally:
+        ledger.close()
+    assert balance_of(engine, payee) == 0
 
 
 def _halts_then_refuses(committer: GroupCommitter, t: Transfer) -> None:
