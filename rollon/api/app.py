@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.exc import SQLAlchemyError
 
 from rollon.api.account_kinds import AccountKinds
@@ -58,6 +59,7 @@ ROUTERS: tuple[str, ...] = (
     "rollon.api.web.routes:router",
 )
 
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 DESCRIPTION = """\
 The RolloN ledger: accounts, balances and payments of Normandy's complementary currency.
 
@@ -137,6 +139,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=importlib.metadata.version("rollon"),
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The service exports its own Prometheus metrics and structured logs. FastAPI's
+        # OpenTelemetry hooks would look up the global providers (and the environment) on
+        # every request, some 30 µs each, to find them unconfigured.
+        telemetry=NO_OPENTELEMETRY,
     )
     install_problem_handlers(app)
     routes: list[APIRoute] = []
