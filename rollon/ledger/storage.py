@@ -554,7 +554,15 @@ def _load_balances(
 ) -> dict[UUID, Balances]:
     ids, id_of = driver.id_list(account_ids)
     loaded = {}
-    rows = connection.exec_driver_sql(driver.balances, (ids,)).all()  # at once, as above
+    if driver.native_uuid:
+        # Planned afresh for each batch's ids, PostgreSQL hashes them and scans (some 1 ms
+        # for 500 accounts here); the generic plan psycopg's prepared statement gets from
+        # its 5th run probes the index once per id instead (2.3 ms).
+        with driver_cursor(connection) as cursor:
+            cursor.execute(driver.balances, (ids,), prepare=False)
+            rows = cursor.fetchall()
+    else:
+        rows = connection.exec_driver_sql(driver.balances, (ids,)).all()  # at once, as above
     for row_id, ledger, no_overdraft, closed, *totals in rows:
         account_id = id_of(row_id)
         # bool(): SQLite returns its booleans as 0 and 1.
