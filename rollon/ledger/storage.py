@@ -55,6 +55,7 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_POOL_SIZE = 48
 POSTGRES_POOL_SIZE = 20
 POSTGRES_MAX_OVERFLOW = 28
+POSTGRES_RANDOM_PAGE_COST = 1.1  # the default 4 is for spinning disks; see create_engine
 MAX_EXPIRIES_PER_BATCH = 256  # bounded: a backlog of timeouts drains over several batches
 
 
@@ -75,7 +76,23 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     if not url.startswith("sqlite"):
         pool = {"pool_size": POSTGRES_POOL_SIZE, "max_overflow": POSTGRES_MAX_OVERFLOW}
-        return sa.create_engine(url, pool_pre_ping=True, **{**pool, **kwargs})
+        postgres = sa.create_engine(url, pool_pre_ping=True, **{**pool, **kwargs})
+
+        @event.listens_for(postgres, "connect")
+        def _on_connect_postgres(dbapi_connection: Any, _record: Any) -> None:
+            # psycopg prepares a statement from its 5th run, and PostgreSQL would then keep
+            # one generic plan for it while the connection lives. Made when the tables were
+            # small, such a plan scans them whole, and goes on scanning as they grow: each
+            # batch's lookup of its ids and of its idempotency keys read the whole journal
+            # and every key ever kept. So every run is planned for the tables as they are,
+            # and priced for data in memory or on SSD (a random page costs little more than
+            # a sequential one), under which lookups by key seek by index.
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET plan_cache_mode = force_custom_plan")
+                cursor.execute(f"SET random_page_cost = {POSTGRES_RANDOM_PAGE_COST}")
+            dbapi_connection.commit()
+
+        return postgres
     pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 0}
     engine = sa.create_engine(url, connect_args={"check_same_thread": False}, **{**pool, **kwargs})
 
@@ -554,15 +571,7 @@ def _load_balances(
 ) -> dict[UUID, Balances]:
     ids, id_of = driver.id_list(account_ids)
     loaded = {}
-    if driver.native_uuid:
-        # Planned afresh for each batch's ids, PostgreSQL hashes them and scans (some 1 ms
-        # for 500 accounts here); the generic plan psycopg's prepared statement gets from
-        # its 5th run probes the index once per id instead (2.3 ms).
-        with driver_cursor(connection) as cursor:
-            cursor.execute(driver.balances, (ids,), prepare=False)
-            rows = cursor.fetchall()
-    else:
-        rows = connection.exec_driver_sql(driver.balances, (ids,)).all()  # at once, as above
+    rows = connection.exec_driver_sql(driver.balances, (ids,)).all()  # at once, as above
     for row_id, ledger, no_overdraft, closed, *totals in rows:
         account_id = id_of(row_id)
         # bool(): SQLite returns its booleans as 0 and 1.

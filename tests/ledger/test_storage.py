@@ -14,6 +14,7 @@ from sqlalchemy.pool import QueuePool
 
 from rollon.ledger import chart
 from rollon.ledger.journal import GENESIS, ChainHead
+from rollon.ledger.queries import get_transfer
 from rollon.ledger.schema import accounts, journal_head
 from rollon.ledger.service import Ledger
 from rollon.ledger.state_machine import Outcome, execute
@@ -68,6 +69,30 @@ def test_sqlite_keeps_a_connection_per_reader_thread(tmp_path: Path) -> None:
     assert isinstance(engine.pool, QueuePool)
     assert (engine.pool.size(), engine.pool._max_overflow) == (SQLITE_POOL_SIZE, 0)
     engine.dispose()
+
+
+def test_postgres_plans_each_run_for_the_tables_as_they_are(engine: Engine, ledger: Ledger) -> None:
+    """A plan PostgreSQL kept from when the journal was small would scan it whole, on every
+    batch, as it grew. Each run is planned afresh, and a lookup by ids seeks by index."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's plan cache")
+    source, payee = member(ledger, "Payer", funded=10**9).id, member(ledger, "Payee").id
+    with engine.connect() as connection:
+        for _ in range(10):  # psycopg prepares it from the 5th run
+            assert get_transfer(connection, uuid4()) is None
+        for _ in range(60):  # the journal grows from a few rows to some 15,000
+            batch = [transfer(source, payee, 1) for _ in range(256)]
+            assert set(ledger.submit(batch)) == {Result.OK}
+        assert get_transfer(connection, batch[-1].id) is not None
+        plans = connection.exec_driver_sql(
+            "SELECT sum(generic_plans), sum(custom_plans) FROM pg_prepared_statements"
+        ).one()
+        assert plans[0] == 0 and plans[1] >= 6, plans
+        ids = "{" + ",".join(str(uuid4()) for _ in range(256)) + "}"
+        plan = connection.exec_driver_sql(
+            f"EXPLAIN SELECT id FROM transfers WHERE id = ANY('{ids}'::uuid[])"
+        ).all()
+    assert "Seq Scan" not in " ".join(row[0] for row in plan), plan
 
 
 def test_commits_are_durable(engine: Engine) -> None:
