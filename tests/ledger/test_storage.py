@@ -16,7 +16,7 @@ from rollon.ledger import chart
 from rollon.ledger.journal import GENESIS, ChainHead
 from rollon.ledger.queries import get_transfer
 from rollon.ledger.schema import accounts, journal_head
-from rollon.ledger.service import Ledger
+from rollon.ledger.service import Ledger, install_chart
 from rollon.ledger.state_machine import Outcome, execute
 from rollon.ledger.storage import (
     SQLITE_POOL_SIZE,
@@ -30,6 +30,8 @@ from rollon.ledger.storage import (
     write_transaction,
 )
 from rollon.ledger.transfers import Result, Transfer, TransferFlag
+from rollon.migrations import upgrade
+from tests.databases import fresh_database
 from tests.ledger.builders import START_NS, assert_books_sound, balance_of, member, transfer
 
 F = TransferFlag
@@ -71,11 +73,22 @@ def test_sqlite_keeps_a_connection_per_reader_thread(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_postgres_plans_each_run_for_the_tables_as_they_are(engine: Engine, ledger: Ledger) -> None:
+def test_postgres_plans_each_run_for_the_tables_as_they_are(tmp_path: Path) -> None:
     """A plan PostgreSQL kept from when the journal was small would scan it whole, on every
     batch, as it grew. Each run is planned afresh, and a lookup by ids seeks by index."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's plan cache")
+    with fresh_database("postgres", tmp_path) as url:
+        engine = create_engine(url)
+        upgrade(engine)
+        install_chart(engine)
+        ledger = Ledger(engine)
+        try:
+            _plans_follow_the_journal(engine, ledger)
+        finally:
+            ledger.close()
+            engine.dispose()
+
+
+def _plans_follow_the_journal(engine: Engine, ledger: Ledger) -> None:
     source, payee = member(ledger, "Payer", funded=10**9).id, member(ledger, "Payee").id
     with engine.connect() as connection:
         for _ in range(10):  # psycopg prepares it from the 5th run
