@@ -118,7 +118,7 @@ class _Outcome(Protocol):
 @dataclass(slots=True)
 class _Request:
     transfers: Sequence[Transfer]
-    future: _Outcome
+    outcome: _Outcome
     participant: BatchParticipant[Any] | None = None
     ticket: object = None
 
@@ -376,7 +376,7 @@ class GroupCommitter:
                 return
             else:
                 for request, request_results in zip(requests, results, strict=True):
-                    _settle(request.future, request_results)
+                    _settle(request.outcome, request_results)
                 self._ring_doorbells()
                 if self._observer is not None:
                     report = BatchReport(
@@ -449,7 +449,7 @@ class GroupCommitter:
     @staticmethod
     def _fail(requests: list[_Request], error: BaseException) -> None:
         for request in requests:
-            _settle(request.future, error)
+            _settle(request.outcome, error)
 
 
 def _by_participant(
@@ -463,12 +463,12 @@ def _by_participant(
     return list(groups.values())
 
 
-def _settle(future: _Outcome, outcome: list[Result] | BaseException) -> None:
-    """Resolve a request's future; one its submitter cancelled stays cancelled."""
+def _settle(to: _Outcome, outcome: list[Result] | BaseException) -> None:
+    """Resolve a request's outcome; a future its submitter cancelled stays cancelled."""
     try:
         if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
+            to.set_exception(outcome)
         else:
-            future.set_result(outcome)
+            to.set_result(outcome)
     except InvalidStateError:
         log.debug("a submitter cancelled its future; its transfers stand")
