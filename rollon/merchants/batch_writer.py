@@ -33,6 +33,13 @@ class _Write:
     failure: IntegrityError | None = None
 
 
+def _result_of(ticket: _Write) -> Any:
+    """What a committed write returned, or the IntegrityError it raised."""
+    if ticket.failure is not None:
+        raise ticket.failure
+    return ticket.result
+
+
 class BatchWriter:
     """Runs writes in the ledger's batch transactions; `write` returns once durable."""
 
@@ -56,10 +63,7 @@ class BatchWriter:
         results = self._ledger.hot_path.submit(
             transfers, timeout_s=WAIT_TIMEOUT_S, joining=(self, ticket)
         )
-        if ticket.failure is not None:
-            raise ticket.failure
-        result: T = ticket.result
-        return results, result
+        return results, _result_of(ticket)
 
     async def write_async(self, work: Callable[[Connection], T]) -> T:
         """`write` from an event loop: the loop serves others while the batch commits."""
@@ -72,10 +76,7 @@ class BatchWriter:
         """`submit` from an event loop, with no thread held while the batch commits."""
         ticket = _Write(work)
         results = await self._ledger.hot_path.submit_async(transfers, joining=(self, ticket))
-        if ticket.failure is not None:
-            raise ticket.failure
-        result: T = ticket.result
-        return results, result
+        return results, _result_of(ticket)
 
     # -- the ledger's BatchParticipant protocol, on its writer thread -------------------------
     def before_decide(self, connection: Connection, tickets: Sequence[_Write]) -> list[bool]:

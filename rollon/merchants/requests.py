@@ -654,8 +654,8 @@ class PaymentRequests:
             return replay
         attempt = self._attempt(row, payer_account_id)
         (result,), recorded = await self._writer.submit_async([attempt.transfer], attempt.record)
-        if result is Result.OK and recorded:
-            return self._paid(attempt, attempt.paid_row(), replayed=False)
+        if result is Result.OK and recorded:  # settling reads and writes nothing
+            return self._after(attempt, result, recorded)
         return await asyncio.to_thread(self._after, attempt, result, recorded)
 
     def _dynamic_request(self, payload: PaymentPayload, amount: int | None) -> _Row:
@@ -808,10 +808,9 @@ class PaymentRequests:
 
     def _record_paid(self, row: _Row, transfer: Transfer) -> _Row:
         """Record the ledger's payment of `row`'s attempt (once; later calls agree)."""
-        paid_at_ns = self._clock_ns()
-        values = _paid_values(row, transfer, paid_at_ns)
-        if self._writer.write(lambda c: c.execute(_RECORD_PAID, values).rowcount) == 1:
-            return _paid_row(row, transfer, paid_at_ns)
+        late = _Attempt(row, transfer, self._clock_ns())
+        if self._writer.write(late.write_down) == 1:
+            return late.paid_row()
         paid = self._load(row.id)  # written down already, by a reader or another payer
         assert paid is not None and paid.status is _Stored.PAID, "a paid request must say so"
         assert paid.transfer_id == transfer.id, "a request was paid twice"
@@ -886,26 +885,6 @@ def _insert_request(row: dict[str, Any], connection: Connection) -> None:
     connection.execute(_INSERT_REQUEST, row)
 
 
-def _paid_values(row: _Row, transfer: Transfer, paid_at_ns: int) -> dict[str, Any]:
-    return {
-        "request_id": row.id,
-        "b_attempt": row.attempt,
-        "b_payer_account_id": transfer.debit_account_id,
-        "b_transfer_id": transfer.id,
-        "b_paid_at_ns": paid_at_ns,
-    }
-
-
-def _paid_row(row: _Row, transfer: Transfer, paid_at_ns: int) -> _Row:
-    return replace(
-        row,
-        status=_Stored.PAID,
-        payer_account_id=transfer.debit_account_id,
-        transfer_id=transfer.id,
-        paid_at_ns=paid_at_ns,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _Attempt:
     """One try at paying a request: its transfer, and the row's update that commits with it."""
@@ -916,11 +895,28 @@ class _Attempt:
 
     def record(self, connection: Connection, results: Sequence[Result]) -> bool:
         """Write the request down as paid if this attempt just went through (in its batch)."""
-        values = _paid_values(self.row, self.transfer, self.paid_at_ns)
-        return results == [Result.OK] and connection.execute(_RECORD_PAID, values).rowcount == 1
+        return results == [Result.OK] and self.write_down(connection) == 1
+
+    def write_down(self, connection: Connection) -> int:
+        """Mark the row paid by this attempt, if it is still open at it; the rows updated."""
+        values = {
+            "request_id": self.row.id,
+            "b_attempt": self.row.attempt,
+            "b_payer_account_id": self.transfer.debit_account_id,
+            "b_transfer_id": self.transfer.id,
+            "b_paid_at_ns": self.paid_at_ns,
+        }
+        rowcount: int = connection.execute(_RECORD_PAID, values).rowcount
+        return rowcount
 
     def paid_row(self) -> _Row:
-        return _paid_row(self.row, self.transfer, self.paid_at_ns)
+        return replace(
+            self.row,
+            status=_Stored.PAID,
+            payer_account_id=self.transfer.debit_account_id,
+            transfer_id=self.transfer.id,
+            paid_at_ns=self.paid_at_ns,
+        )
 
 
 def _new_row(values: dict[str, Any]) -> _Row:
