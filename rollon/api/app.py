@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from rollon.api.account_kinds import AccountKinds
 from rollon.api.auth import Authenticator
 from rollon.api.bootstrap import load_key, prepare_database, prepare_signing_key
+from rollon.api.gc_policy import serving
 from rollon.api.hot_route import HotRoutes
 from rollon.api.idempotency import IdempotencyStore
 from rollon.api.login_limiter import FailedLoginLimiter
@@ -129,7 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rollon = state
         log.info("service started", extra={"database": state.engine.dialect.name})
         try:
-            yield
+            with serving():  # start-up state stays out of the collector's scans
+                yield
         finally:
             close_state(state)
             log.info("service stopped")
