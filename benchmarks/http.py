@@ -7,7 +7,10 @@ takes the same JSON body, measured in the same run on the same machine.
   group-commit writer per process and the machine has two cores: a second server process
   would split the batches (two writers contending for the journal head) while competing
   with the load generator for the same cores; the bare app runs in one process as well, so
-  the ratio compares like with like.
+  the ratio compares like with like. Both servers are uvicorn with the service's HTTP
+  parser (httptools, a dependency of the service): with uvicorn's pure-Python h11 parser
+  instead, the service answered 25-35% fewer payments and the bare app half as many, which
+  made the ratio look better than the service is.
 - The load generator is this process: CONNECTIONS keep-alive HTTP/1.1 connections, each a
   client that sends its next payment as soon as the last one is answered (closed loop), over
   plain asyncio streams (`benchmarks/load.py`). A heavier client (httpx) would saturate the
@@ -49,6 +52,7 @@ from pydantic import BaseModel
 from benchmarks.load import Connection, post_request
 from benchmarks.suite import SuiteResult, median, percentile
 from rollon.api.app import NO_OPENTELEMETRY
+from rollon.api.cli import HTTP_PARSER
 from rollon.api.gc_policy import serving
 from rollon.ledger.storage import create_engine, normalize_url
 
@@ -126,7 +130,9 @@ def serve(kind: str, url: str, port: int, key_file: Path) -> None:
                 access_log=False,
             )
         )
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, http=HTTP_PARSER, log_level="warning", access_log=False
+    )
 
 
 def _free_port() -> int:

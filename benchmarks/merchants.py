@@ -79,10 +79,12 @@ _SERVER = """
 import sys, uvicorn
 from pathlib import Path
 from rollon.api.app import create_app
+from rollon.api.cli import HTTP_PARSER
 from rollon.api.settings import Settings
 url, key, port = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 settings = Settings(database_url=url, signing_key_file=key, access_log=False, log_level="WARNING")
-uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+uvicorn.run(create_app(settings), host="127.0.0.1", port=port, http=HTTP_PARSER,
+            log_level="warning",
             timeout_keep_alive=60)  # the clients keep their connections: no idle-close race
 """
 
