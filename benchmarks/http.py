@@ -9,10 +9,10 @@ takes the same JSON body, measured in the same run on the same machine.
   the load generator for the same cores. Measured with two uvicorn workers each: the
   service stayed at 4,300-4,500 payments/s, and the bare app went from 10,500 to
   14,700-16,900/s. The bare app runs in one process as well, so the ratio compares like
-  with like. Both servers are uvicorn with the service's HTTP
-  parser (httptools, a dependency of the service): with uvicorn's pure-Python h11 parser
-  instead, the service answered 25-35% fewer payments and the bare app half as many, which
-  made the ratio look better than the service is.
+  with like. Both servers are uvicorn with the service's HTTP parser (httptools, a
+  dependency of the service): with uvicorn's pure-Python h11 parser instead, the service
+  answered 25-35% fewer payments and the bare app half as many, which made the ratio look
+  better than the service is.
 - The load generator is this process: CONNECTIONS keep-alive HTTP/1.1 connections, each a
   client that sends its next payment as soon as the last one is answered (closed loop), over
   plain asyncio streams (`benchmarks/load.py`). A heavier client (httpx) would saturate the

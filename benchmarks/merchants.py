@@ -84,8 +84,7 @@ from rollon.api.settings import Settings
 url, key, port = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 settings = Settings(database_url=url, signing_key_file=key, access_log=False, log_level="WARNING")
 uvicorn.run(create_app(settings), host="127.0.0.1", port=port, http=HTTP_PARSER,
-            log_level="warning",
-            timeout_keep_alive=60)  # the clients keep their connections: no idle-close race
+            log_level="warning", timeout_keep_alive=60)  # kept connections: no idle-close race
 """
 
 
