@@ -27,16 +27,23 @@ _serial = itertools.count(1)
 
 
 class Clock:
-    """Real time, plus whatever the test adds to jump past expiries."""
+    """Real time, plus whatever the test adds to jump past expiries; or, once frozen, the
+    time of the freeze plus those jumps (a test that checks a request one second before
+    its expiry must not see real time cross into the next whole second)."""
 
     def __init__(self) -> None:
         self.offset_ns = 0
+        self._frozen_ns: int | None = None
 
     def __call__(self) -> int:
-        return time.time_ns() + self.offset_ns
+        now_ns = time.time_ns() if self._frozen_ns is None else self._frozen_ns
+        return now_ns + self.offset_ns
 
     def advance(self, seconds: int) -> None:
         self.offset_ns += seconds * 1_000_000_000
+
+    def freeze(self) -> None:
+        self._frozen_ns = time.time_ns()
 
 
 def make_siret(n: int) -> str:

@@ -279,6 +279,7 @@ def test_an_expired_request_cannot_be_paid(
     pay: Pay, engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant, clock: Clock
 ) -> None:
     payer = member_with(ledger, 5_000)
+    clock.freeze()
     request = merchants.requests.create(shop.account_id, 1_000, expires_in_s=60)
     clock.advance(59)
     assert merchants.requests.get(request.id).status is RequestStatus.OPEN
