@@ -50,6 +50,7 @@ from rollon.merchants.payload import (
     verify_payload,
 )
 from rollon.merchants.schema import MAX_DESCRIPTION_LENGTH, MAX_REFERENCE_LENGTH, payment_requests
+from rollon.merchants.signed_here import SignedHere
 
 NS_PER_S = 1_000_000_000
 MAX_PAY_ROUNDS = 8  # attempts a payer walks through before giving up as "busy"
@@ -259,6 +260,7 @@ class PaymentRequests:
         self._writer = writer
         self._ttl_s = request_ttl_s
         self._clock_ns = clock_ns
+        self._signed_here: SignedHere[_Row] = SignedHere()
 
     # -- reading ----------------------------------------------------------------------------
     def _load(self, request_id: UUID) -> _Row | None:
@@ -352,7 +354,7 @@ class PaymentRequests:
             account_id, amount, reference, description, expires_in_s, request_id
         )
         if self._insert(row):
-            return self._view(_new_row(row))
+            return self._view(self._remember(row))
         return self._asked_before(row)
 
     async def create_async(
@@ -375,7 +377,13 @@ class PaymentRequests:
             await self._writer.write_async(partial(_insert_request, row))
         except IntegrityError:
             return await asyncio.to_thread(self._asked_before, row)
-        return self._view(_new_row(row))
+        return self._view(self._remember(row))
+
+    def _remember(self, values: dict[str, Any]) -> _Row:
+        """The row of a request just stored, kept for its payment (see signed_here.py)."""
+        row = _new_row(values)
+        self._signed_here.remember(row.payload, row)
+        return row
 
     def _request_row(
         self,
@@ -626,6 +634,9 @@ class PaymentRequests:
         Static payload: the payer gives `amount` and a `payment_id` (the idempotency key:
         the same id again never pays twice).
         """
+        row = self._signed_here_row(payload_text, amount)
+        if row is not None:
+            return self._pay_row(row, payer_account_id)
         payload = self.verify(payload_text)
         if payload.kind is PayloadKind.DYNAMIC:
             return self._pay_row(self._dynamic_request(payload, amount), payer_account_id)
@@ -643,12 +654,14 @@ class PaymentRequests:
         goes through) is submitted from the loop, and no thread waits while it commits: a
         thread per payment waiting on the writer makes the threads fight over the GIL.
         Anything else (a static code, a race, a refusal) goes on in a worker thread."""
-        payload = self.verify(payload_text)
-        if payload.kind is not PayloadKind.DYNAMIC:
-            return await asyncio.to_thread(
-                self._pay_static, payload, payload_text, payer_account_id, amount, payment_id
-            )
-        row = await asyncio.to_thread(self._dynamic_request, payload, amount)
+        row = self._signed_here_row(payload_text, amount)
+        if row is None:
+            payload = self.verify(payload_text)
+            if payload.kind is not PayloadKind.DYNAMIC:
+                return await asyncio.to_thread(
+                    self._pay_static, payload, payload_text, payer_account_id, amount, payment_id
+                )
+            row = await asyncio.to_thread(self._dynamic_request, payload, amount)
         replay = self._replay(row, payer_account_id)
         if replay is not None:
             return replay
@@ -657,6 +670,18 @@ class PaymentRequests:
         if result is Result.OK and recorded:  # settling reads and writes nothing
             return self._after(attempt, result, recorded)
         return await asyncio.to_thread(self._after, attempt, result, recorded)
+
+    def _signed_here_row(self, payload_text: str, amount: int | None) -> _Row | None:
+        """The row of the request this process signed as exactly `payload_text`, as it was
+        stored, if still unexpired: no signature to check, no row to read (signed_here.py
+        says why that is safe). None sends the payment the full way, where an expired or
+        unknown payload gets its precise refusal."""
+        row = self._signed_here.take(payload_text)
+        if row is None or self._now_s() >= row.expires_at_s:
+            return None
+        if amount is not None and amount != row.amount:
+            raise _invalid("amount_mismatch", "the amount differs from the request's")
+        return row
 
     def _dynamic_request(self, payload: PaymentPayload, amount: int | None) -> _Row:
         """The request a verified dynamic payload names, checked against it."""

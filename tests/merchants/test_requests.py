@@ -5,6 +5,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from rollon.ledger.accounts import LedgerCode
@@ -20,6 +21,7 @@ from rollon.merchants.requests import (
     RequestStatus,
     attempt_transfer_id,
 )
+from rollon.merchants.schema import payment_requests
 from rollon.merchants.service import Merchants
 from tests.merchants.conftest import (
     Clock,
@@ -32,16 +34,34 @@ from tests.merchants.conftest import (
 Pay = Callable[..., Payment]
 
 
-@pytest.fixture(params=["in_a_thread", "in_an_event_loop"])
-def pay(request: pytest.FixtureRequest, merchants: Merchants) -> Pay:
-    """Paying as a worker thread does (`pay`) and as the API's event loop does (`pay_async`)."""
+@pytest.fixture(params=["in_a_thread", "in_an_event_loop", "in_another_process"])
+def pay(
+    request: pytest.FixtureRequest,
+    engine: Engine,
+    ledger: Ledger,
+    merchants: Merchants,
+    clock: Clock,
+) -> Pay:
+    """Paying as a worker thread does (`pay`) and as the API's event loop does (`pay_async`),
+    in the process that made the request; and as another service process on the same
+    database does, which signed none of the payloads, so each payment goes the full way
+    (signature checked, row read first)."""
     if request.param == "in_a_thread":
         return merchants.requests.pay
+    if request.param == "in_another_process":
+        return another_process(engine, ledger, merchants, clock).requests.pay
 
     def pay_in_an_event_loop(*args: Any, **kwargs: Any) -> Payment:
         return asyncio.run(merchants.requests.pay_async(*args, **kwargs))
 
     return pay_in_an_event_loop
+
+
+def another_process(
+    engine: Engine, ledger: Ledger, merchants: Merchants, clock: Clock
+) -> Merchants:
+    """The merchants services of a second process: its own memory, the same key and database."""
+    return Merchants(engine, ledger, merchants.settings, keyring=merchants.keyring, clock_ns=clock)
 
 
 def refused(call: object, *args: object, **kwargs: object) -> MerchantError:
@@ -215,6 +235,72 @@ def test_a_tampered_payload_moves_nothing(
     assert refused(pay, text, payer).code == "payload_bad_signature"
     assert balance(engine, payer) == 5_000
     assert merchants.requests.get(request.id).status is RequestStatus.OPEN
+
+
+def test_a_request_made_here_is_paid_without_reading_its_row(
+    engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant
+) -> None:
+    """The process that made a request pays it straight from the row it wrote; the same
+    text again (a retry) goes the full way, and finds it paid."""
+    payer = member_with(ledger, 5_000)
+    request = merchants.requests.create(shop.account_id, 1_000)
+    statements: list[str] = []
+
+    def seen(_c: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(" ".join(statement.split()).lower())
+
+    def request_reads() -> list[str]:
+        return [s for s in statements if s.startswith("select") and "payment_requests" in s]
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        first = asyncio.run(merchants.requests.pay_async(request.payload, payer))
+        assert request_reads() == []
+        again = asyncio.run(merchants.requests.pay_async(request.payload, payer))
+        assert request_reads() != []
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert not first.replayed and again.replayed and again.transfer_id == first.transfer_id
+    assert balance(engine, payer) == 4_000
+
+
+def test_a_rewritten_row_cannot_make_a_forged_payload_pay(
+    pay: Pay, engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant
+) -> None:
+    """What the process remembers is its own, not the database's: a forged text written
+    into the request's row with plain SQL is still checked against its signature."""
+    payer = member_with(ledger, 5_000)
+    request = merchants.requests.create(shop.account_id, 1_000)
+    body = request.payload.replace("540510.00", "54041.00")[:-4]
+    forged = body + f"{p.crc16_ccitt(body.encode()):04X}"
+    with engine.begin() as connection:
+        connection.execute(
+            payment_requests.update()
+            .where(payment_requests.c.id == request.id)
+            .values(payload=forged, amount=100)
+        )
+    assert refused(pay, forged, payer).code == "payload_bad_signature"
+    assert balance(engine, payer) == 5_000
+
+
+def test_a_request_paid_or_cancelled_by_another_process_is_refused_here(
+    engine: Engine, ledger: Ledger, merchants: Merchants, shop: Merchant, clock: Clock
+) -> None:
+    """The row this process remembers may be stale; the ledger referees."""
+    other = another_process(engine, ledger, merchants, clock)
+    payer, second = member_with(ledger, 5_000), member_with(ledger, 5_000, "Second")
+
+    def pay_here(payload: str, account: UUID) -> Payment:
+        return asyncio.run(merchants.requests.pay_async(payload, account))
+
+    paid = merchants.requests.create(shop.account_id, 1_000)
+    assert other.requests.pay(paid.payload, payer).request.status is RequestStatus.PAID
+    assert refused(pay_here, paid.payload, second).code == "request_already_paid"
+    cancelled = merchants.requests.create(shop.account_id, 1_000)
+    other.requests.cancel(cancelled.id, shop.account_id)
+    assert refused(pay_here, cancelled.payload, second).code == "request_cancelled"
+    assert balance(engine, payer) == 4_000 and balance(engine, second) == 5_000
+    assert_books_balance(engine, merchants)
 
 
 def test_payloads_refused_before_any_lookup(
