@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import struct
 from collections.abc import Mapping
@@ -125,6 +126,7 @@ def _is_field_text(text: str, max_chars: int) -> bool:
     return 0 < len(text) <= max_chars and text.isascii() and text.isprintable()
 
 
+@functools.lru_cache(maxsize=4_096)  # merchants' names and cities, folded once each
 def field_text(text: str, max_chars: int, fallback: str = "") -> str:
     """Free text as a payload field: folded to ASCII, cut to EMVCo's length."""
     folded = ascii_fold(text)[:max_chars].strip()

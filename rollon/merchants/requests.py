@@ -188,14 +188,15 @@ def _row(row: Any) -> _Row:
 _SELECT_REQUEST = sa.select(payment_requests).where(
     payment_requests.c.id == sa.bindparam("request_id")
 )
+# A payment that landed is written down even if a closing began meanwhile (it came first).
+_PAYABLE_AT_RECORDING = (_Stored.OPEN, _Stored.CANCELLING, _Stored.EXPIRING)
 _RECORD_PAID = (
     payment_requests.update()
     .where(
         payment_requests.c.id == sa.bindparam("request_id"),
         payment_requests.c.attempt == sa.bindparam("b_attempt"),
-        payment_requests.c.status.in_(
-            [_Stored.OPEN.value, _Stored.CANCELLING.value, _Stored.EXPIRING.value]
-        ),
+        # Not `status.in_(...)`: SQLAlchemy renders an IN list afresh at each execution.
+        sa.or_(*(payment_requests.c.status == s.value for s in _PAYABLE_AT_RECORDING)),
     )
     .values(
         status=_Stored.PAID.value,
