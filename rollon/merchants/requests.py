@@ -31,7 +31,7 @@ from rollon.ledger.accounts import LedgerCode
 from rollon.ledger.money import AmountError, check_amount
 from rollon.ledger.queries import get_transfer
 from rollon.ledger.service import Ledger
-from rollon.ledger.storage import read_first
+from rollon.ledger.storage import DriverStatement, read_first
 from rollon.ledger.transfers import STATE_DEPENDENT_FAILURES, Result, Transfer, TransferCode
 from rollon.merchants.batch_writer import BatchWriter
 from rollon.merchants.directory import Merchant, MerchantDirectory
@@ -188,14 +188,30 @@ def _row(row: Any) -> _Row:
 _SELECT_REQUEST = sa.select(payment_requests).where(
     payment_requests.c.id == sa.bindparam("request_id")
 )
+_INSERTED_COLUMNS = (
+    "id",
+    "merchant_id",
+    "account_id",
+    "kind",
+    "amount",
+    "reference",
+    "description",
+    "status",
+    "attempt",
+    "created_at_ns",
+    "issued_at_s",
+    "expires_at_s",
+    "payload",
+    "payer_account_id",
+)
 # A payment that landed is written down even if a closing began meanwhile (it came first).
 _PAYABLE_AT_RECORDING = (_Stored.OPEN, _Stored.CANCELLING, _Stored.EXPIRING)
-_RECORD_PAID = (
+_RECORD_PAID = DriverStatement(
     payment_requests.update()
     .where(
         payment_requests.c.id == sa.bindparam("request_id"),
         payment_requests.c.attempt == sa.bindparam("b_attempt"),
-        # Not `status.in_(...)`: SQLAlchemy renders an IN list afresh at each execution.
+        # Not `status.in_(...)`: an IN list is rendered at each execution, and this SQL once.
         sa.or_(*(payment_requests.c.status == s.value for s in _PAYABLE_AT_RECORDING)),
     )
     .values(
@@ -205,7 +221,9 @@ _RECORD_PAID = (
         paid_at_ns=sa.bindparam("b_paid_at_ns"),
     )
 )
-_INSERT_REQUEST = payment_requests.insert()
+_INSERT_REQUEST = DriverStatement(
+    payment_requests.insert().values({name: sa.bindparam(name) for name in _INSERTED_COLUMNS})
+)
 
 
 def attempt_transfer_id(request_id: UUID, attempt: int) -> UUID:
@@ -436,6 +454,7 @@ class PaymentRequests:
             "issued_at_s": issued_at_s,
             "expires_at_s": issued_at_s + ttl_s,
             "payload": sign_payload(payload, self._keyring.signing_key),
+            "payer_account_id": None,
         }
 
     def _asked_before(self, row: dict[str, Any]) -> PaymentRequest:
@@ -908,7 +927,7 @@ class PaymentRequests:
 
 
 def _insert_request(row: dict[str, Any], connection: Connection) -> None:
-    connection.execute(_INSERT_REQUEST, row)
+    _INSERT_REQUEST.run(connection, row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -932,8 +951,7 @@ class _Attempt:
             "b_transfer_id": self.transfer.id,
             "b_paid_at_ns": self.paid_at_ns,
         }
-        rowcount: int = connection.execute(_RECORD_PAID, values).rowcount
-        return rowcount
+        return _RECORD_PAID.run(connection, values)
 
     def paid_row(self) -> _Row:
         return replace(

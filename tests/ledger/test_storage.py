@@ -20,6 +20,7 @@ from rollon.ledger.service import Ledger, install_chart
 from rollon.ledger.state_machine import Outcome, execute
 from rollon.ledger.storage import (
     SQLITE_POOL_SIZE,
+    DriverStatement,
     LedgerCorrupted,
     create_engine,
     load_snapshot,
@@ -257,3 +258,55 @@ def _bind(engine: Engine, value: UUID) -> object:
 def test_a_fresh_database_starts_at_genesis(engine: Engine) -> None:
     with write_transaction(engine) as connection:
         assert lock_head(connection) == GENESIS
+
+
+# -- statements run as the driver's own SQL ---------------------------------------------------
+_notes = sa.Table(
+    "driver_statement_notes",
+    sa.MetaData(),
+    sa.Column("id", sa.Uuid(as_uuid=True), primary_key=True),
+    sa.Column("owner_id", sa.Uuid(as_uuid=True), nullable=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+)
+_ADD_NOTE = DriverStatement(
+    _notes.insert()
+    .values({name: sa.bindparam(name) for name in ("id", "owner_id", "amount")})
+    .values(status="open")
+)
+_CLOSE_NOTE = DriverStatement(
+    _notes.update()
+    .where(_notes.c.id == sa.bindparam("b_id"), _notes.c.status == "open")
+    .values(status="closed", amount=sa.bindparam("b_amount"))
+)
+
+
+def test_a_driver_statement_binds_as_sqlalchemy_reads(engine: Engine) -> None:
+    """UUIDs (given or None), integers and the statement's own literals land as SQLAlchemy
+    reads them back; the row count is the driver's."""
+    _notes.create(engine)
+    first, second, owner = uuid4(), uuid4(), uuid4()
+    with engine.begin() as connection:
+        assert _ADD_NOTE.run(connection, {"id": first, "owner_id": owner, "amount": 2**62}) == 1
+        assert _ADD_NOTE.run(connection, {"id": second, "owner_id": None, "amount": 5}) == 1
+        assert _CLOSE_NOTE.run(connection, {"b_id": second, "b_amount": 7}) == 1
+        assert _CLOSE_NOTE.run(connection, {"b_id": second, "b_amount": 9}) == 0  # closed
+    with engine.connect() as connection:
+        rows = set(connection.execute(sa.select(_notes)).all())
+    assert rows == {(first, owner, 2**62, "open"), (second, None, 7, "closed")}
+
+
+def test_a_driver_statement_raises_sqlalchemys_errors_and_applies_nothing(
+    engine: Engine,
+) -> None:
+    _notes.create(engine)
+    taken = uuid4()
+    with engine.begin() as connection:
+        _ADD_NOTE.run(connection, {"id": taken, "owner_id": None, "amount": 1})
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        _ADD_NOTE.run(connection, {"id": uuid4(), "owner_id": None, "amount": 2})
+        _ADD_NOTE.run(connection, {"id": taken, "owner_id": None, "amount": 3})
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(_notes)).scalar() == 1
+    with pytest.raises(KeyError), engine.begin() as connection:
+        _CLOSE_NOTE.run(connection, {"b_id": taken})  # a value missing: refused before SQL
