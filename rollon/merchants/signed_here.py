@@ -21,8 +21,8 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-# About 1.5 kB an entry (the payload text and its request's row): some 15 MB when full,
-# which a busy till network fills in minutes, long after its requests were paid.
+# About 1 kB an entry (the payload text and its request's row), some 10 MB when full. A
+# request leaves when it is paid; when full, the oldest unpaid one makes room.
 MAX_REMEMBERED = 10_000
 
 
