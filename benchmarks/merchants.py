@@ -4,7 +4,9 @@
    merchant creates a payment request, a member pays it from its payload. Flows per
    second against plain `POST /v1/transfers` per second in the same run, with the same
    clients: ratio `qr_payment_vs_transfer` (target 0.5 or better: a QR flow is two HTTP
-   requests, a signature, a verification and two more small writes around one payment).
+   requests, an Ed25519 signature and two more small writes around one payment; the
+   server that signed the payload does not verify it again, see
+   `rollon/merchants/signed_here.py`).
    Phases alternate transfer / QR; the ratio is of medians. The clients are the lean
    keep-alive connections of `benchmarks/load.py`: with httpx they were the bottleneck
    (about 7 ms of client CPU per request), and measured the client's two requests per
