@@ -133,7 +133,13 @@ def serve(kind: str, url: str, port: int, key_file: Path) -> None:
             )
         )
     uvicorn.run(
-        app, host="127.0.0.1", port=port, http=HTTP_PARSER, log_level="warning", access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=HTTP_PARSER,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=60,  # clients keep their connections between phases: no idle close
     )
 
 

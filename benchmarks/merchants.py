@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -40,6 +37,7 @@ from uuid import UUID, uuid4
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from benchmarks.http import server
 from benchmarks.load import Connection
 from benchmarks.suite import SuiteResult, median, percentile
 from rollon.api.bootstrap import prepare_database
@@ -77,54 +75,17 @@ FULL = Plan(rounds=3, phase_s=8.0, clients=32, crypto_s=1.0, searches=300)
 
 
 # -- 1. the QR flow through the real server -----------------------------------------------------
-_SERVER = """
-import sys, uvicorn
-from pathlib import Path
-from rollon.api.app import create_app
-from rollon.api.cli import HTTP_PARSER
-from rollon.api.settings import Settings
-url, key, port = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-settings = Settings(database_url=url, signing_key_file=key, access_log=False, log_level="WARNING")
-uvicorn.run(create_app(settings), host="127.0.0.1", port=port, http=HTTP_PARSER,
-            log_level="warning", timeout_keep_alive=60)  # kept connections: no idle-close race
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def running_server(workdir: Path) -> Iterator[tuple[str, int, Any]]:
-    """A migrated SQLite database and a uvicorn server on it; yields its URL, port and
-    engine."""
+    """A migrated SQLite database and the service's server on it (the HTTP suite's); yields
+    its URL, port and engine."""
     url = f"sqlite:///{workdir / 'rollon.db'}"
     engine = create_engine(url)
     prepare_database(engine)
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, url, str(workdir / "rollon.key"), str(port)],
-        stdout=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/v1/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.1)
-        yield base, port, engine
+        with server("service", url, workdir / "rollon.key") as port:
+            yield f"http://127.0.0.1:{port}", port, engine
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         engine.dispose()
 
 
