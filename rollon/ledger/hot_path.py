@@ -40,7 +40,7 @@ from rollon.ledger.journal import ChainHead, Checkpoint, sign_checkpoint
 from rollon.ledger.state_machine import MAX_BATCH_TRANSFERS, execute
 from rollon.ledger.storage import (
     load_snapshot,
-    lock_head,
+    lock_head_for_batch,
     open_writer,
     write_outcome,
 )
@@ -399,7 +399,7 @@ class GroupCommitter:
         connection = self._connection
         try:
             with connection.begin():
-                head = lock_head(connection)
+                head, next_expiry_ns = lock_head_for_batch(connection)
                 # After the lock: what a participant reads is then the latest committed.
                 joined = _by_participant(requests)
                 withdrawn: set[int] = set()
@@ -409,7 +409,7 @@ class GroupCommitter:
                 submitted = [r for r in requests if id(r) not in withdrawn]
                 batch = [r.transfers for r in submitted]
                 now_ns = self._clock_ns()
-                snapshot = load_snapshot(connection, head, batch, now_ns)
+                snapshot = load_snapshot(connection, head, batch, now_ns, next_expiry_ns)
                 outcome = execute(snapshot, batch)
                 checkpoint = self._checkpoint(head, outcome.head)
                 write_outcome(connection, head, outcome, now_ns, checkpoint)

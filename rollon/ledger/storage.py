@@ -155,19 +155,38 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
+# The journal head's one row, its id written into the SQL: the statements that name it run as
+# the driver's own SQL (see `_Driver`), which binds nothing but the values it is given.
+_THE_HEAD = journal_head.c.id == sa.literal_column("1")
 _LOCK_HEAD = (
-    sa.select(journal_head.c.seq, journal_head.c.hash, journal_head.c.timestamp_ns)
-    .where(journal_head.c.id == 1)
+    sa.select(
+        journal_head.c.seq,
+        journal_head.c.hash,
+        journal_head.c.timestamp_ns,
+        # In the same round trip, when the first open hold falls due: a batch then looks for
+        # due holds only when there are some, which is seldom.
+        sa.select(sa.func.min(holds.c.expires_at_ns)).scalar_subquery(),
+    )
+    .where(_THE_HEAD)
     .with_for_update()
 )
 
 
 def lock_head(connection: Connection) -> ChainHead:
     """Lock the journal head row: from here until commit, this transaction is the writer."""
-    row = connection.execute(_LOCK_HEAD).one_or_none()
+    return lock_head_for_batch(connection)[0]
+
+
+def lock_head_for_batch(connection: Connection) -> tuple[ChainHead, int | None]:
+    """`lock_head`, and when the first open hold expires (None when no hold has a timeout).
+    Holds are opened and closed only under this lock, so that stays true until commit."""
+    with driver_cursor(connection) as cursor:
+        cursor.execute(_driver(connection.dialect).lock_head)
+        row = cursor.fetchone()
     if row is None:
         raise LedgerCorrupted("the journal head is missing: run `rollon init`")
-    return ChainHead(seq=row.seq, hash=bytes(row.hash), timestamp_ns=row.timestamp_ns)
+    seq, head_hash, timestamp_ns, next_expiry_ns = row
+    return ChainHead(seq=seq, hash=bytes(head_hash), timestamp_ns=timestamp_ns), next_expiry_ns
 
 
 # -- rows <-> values ------------------------------------------------------------------------
@@ -435,7 +454,7 @@ _GUARDED_BALANCE_PARAMETERS = (
 )
 _MOVE_HEAD = (
     journal_head.update()
-    .where(journal_head.c.id == 1, journal_head.c.seq == sa.bindparam("before_seq"))
+    .where(_THE_HEAD, journal_head.c.seq == sa.bindparam("before_seq"))
     .values(
         seq=sa.bindparam("new_seq"),
         hash=sa.bindparam("new_hash"),
@@ -471,6 +490,7 @@ class _Driver:
     def __init__(self, dialect: Dialect) -> None:
         self.native_uuid = dialect.supports_native_uuid
         positional = _positional(dialect)
+        self.lock_head = _driver_sql(_LOCK_HEAD, positional, ())
         self.known = _driver_sql(_KNOWN, positional, ("ids", "ids"))
         self.balances = _driver_sql(_BALANCES, positional, ("ids",))
         self.insert_entries = _driver_sql(transfers.insert(), positional, _TRANSFER_COLUMNS)
@@ -481,6 +501,9 @@ class _Driver:
             self.copy_entries = f"COPY transfers ({', '.join(_TRANSFER_COLUMNS)}) FROM STDIN"
         self.update_balances = _driver_sql(
             _GUARDED_BALANCE_UPDATE, positional, _GUARDED_BALANCE_PARAMETERS
+        )
+        self.move_head = _driver_sql(
+            _MOVE_HEAD, positional, ("new_seq", "new_hash", "new_timestamp_ns", "before_seq")
         )
 
     def id_list(self, ids: Collection[UUID]) -> tuple[str, Callable[[Any], UUID]]:
@@ -573,16 +596,20 @@ class DriverStatement:
 
 
 def load_snapshot(
-    connection: Connection, head: ChainHead, requests: Sequence[Sequence[Transfer]], now_ns: int
+    connection: Connection,
+    head: ChainHead,
+    requests: Sequence[Sequence[Transfer]],
+    now_ns: int,
+    next_expiry_ns: int | None,
 ) -> Snapshot:
-    """Read, under the head lock, everything the state machine needs to decide `requests`."""
+    """Read, under the head lock, everything the state machine needs to decide `requests`.
+    `head` and `next_expiry_ns` are what `lock_head_for_batch` returned."""
     driver = _driver(connection.dialect)
     batch = [t for request in requests for t in request]
     ids, id_of = driver.id_list({t.id for t in batch})
     committed: list[UUID] = []
     failed: dict[UUID, Result] = {}
-    # .all(): fetched at once, not row by row through SQLAlchemy's Python-level fetchone.
-    for row_id, result in connection.exec_driver_sql(driver.known, (ids, ids)).all():
+    for row_id, result in _fetch_all(connection, driver.known, (ids, ids)):
         if result is None:
             committed.append(id_of(row_id))
         else:
@@ -594,7 +621,9 @@ def load_snapshot(
             for row in connection.execute(_EXISTING, {"ids": committed})
         }
     pending_ids = list({t.pending_id for t in batch if t.pending_id is not None})
-    hold_rows = list(connection.execute(_DUE_HOLDS, {"now_ns": now_ns}))
+    hold_rows = []
+    if next_expiry_ns is not None and next_expiry_ns <= now_ns:
+        hold_rows = list(connection.execute(_DUE_HOLDS, {"now_ns": now_ns}))
     resolved: dict[UUID, Result] = {}
     if pending_ids:
         hold_rows += connection.execute(_HOLDS_OF, {"ids": pending_ids})
@@ -621,13 +650,23 @@ def load_snapshot(
     )
 
 
+def _fetch_all(connection: Connection, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+    """The rows of one of `_Driver`'s queries, as the driver's tuples: fetched at once, with
+    none of SQLAlchemy's result objects, which cost more per row than the query."""
+    with driver_cursor(connection) as cursor:
+        cursor.execute(sql, parameters)
+        rows: list[Any] = cursor.fetchall()
+        return rows
+
+
 def _load_balances(
     connection: Connection, driver: _Driver, account_ids: Collection[UUID]
 ) -> dict[UUID, Balances]:
     ids, id_of = driver.id_list(account_ids)
     loaded = {}
-    rows = connection.exec_driver_sql(driver.balances, (ids,)).all()  # at once, as above
-    for row_id, ledger, no_overdraft, closed, *totals in rows:
+    for row_id, ledger, no_overdraft, closed, *totals in _fetch_all(
+        connection, driver.balances, (ids,)
+    ):
         account_id = id_of(row_id)
         # bool(): SQLite returns its booleans as 0 and 1.
         loaded[account_id] = Balances(
@@ -674,16 +713,11 @@ def write_outcome(
     if outcome.accounts:
         _update_balances(connection, driver, outcome)
     if outcome.head != before:
-        updated = connection.execute(
-            _MOVE_HEAD,
-            {
-                "before_seq": before.seq,
-                "new_seq": outcome.head.seq,
-                "new_hash": outcome.head.hash,
-                "new_timestamp_ns": outcome.head.timestamp_ns,
-            },
-        )
-        if updated.rowcount != 1:
+        head = outcome.head
+        with driver_cursor(connection) as cursor:
+            cursor.execute(driver.move_head, (head.seq, head.hash, head.timestamp_ns, before.seq))
+            moved = cursor.rowcount
+        if moved != 1:
             raise LedgerCorrupted("the journal head moved while this writer held its lock")
     if checkpoint is not None:
         insert_checkpoint(connection, checkpoint)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
+from rollon.ledger import hot_path
 from rollon.ledger.hot_path import (
     BatchReport,
     GroupCommitter,
@@ -28,7 +29,7 @@ from rollon.ledger.hot_path import (
 from rollon.ledger.journal import Checkpoint, checkpoint_is_valid
 from rollon.ledger.schema import accounts, checkpoints, transfers
 from rollon.ledger.service import Ledger
-from rollon.ledger.state_machine import MAX_BATCH_TRANSFERS
+from rollon.ledger.state_machine import MAX_BATCH_TRANSFERS, Outcome, Snapshot, execute
 from rollon.ledger.storage import create_engine, normalize_url
 from rollon.ledger.transfers import Result, Transfer
 from rollon.ledger.verify import verify_database
@@ -332,20 +333,21 @@ def test_the_ledger_halts_when_balances_change_under_it(
 
 
 def test_a_second_connection_editing_a_balance_mid_batch(
-    db_url: str, engine: Engine, payers: tuple[UUID, UUID]
+    db_url: str, engine: Engine, payers: tuple[UUID, UUID], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Just before the writer updates the balances of a decided batch, another connection
-    edits the payer's balance. PostgreSQL lets it commit (only the head row is locked): the
-    guarded update sees it and the ledger halts. SQLite has one writer at a time: the edit
-    cannot get in before the batch commits."""
+    """Just after the writer decided a batch, before it writes it, another connection edits
+    the payer's balance. PostgreSQL lets it commit (only the head row is locked): the guarded
+    update sees it and the ledger halts. SQLite has one writer at a time: the edit cannot get
+    in before the batch commits."""
     source, payee = payers
     ledger = Ledger(engine)
     other = _impatient_engine(db_url)
     attempted = threading.Event()
     locked_out: list[OperationalError] = []
 
-    def edit_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("UPDATE ACCOUNTS") and not attempted.is_set():
+    def decide_then_edit(snapshot: Snapshot, batch: Sequence[Sequence[Transfer]]) -> Outcome:
+        outcome = execute(snapshot, batch)
+        if not attempted.is_set():
             attempted.set()
             try:
                 with other.begin() as connection:
@@ -356,8 +358,10 @@ def test_a_second_connection_editing_a_balance_mid_batch(
                     )
             except OperationalError as error:
                 locked_out.append(error)
+        return outcome
 
-    event.listen(engine, "before_cursor_execute", edit_first)
+    # The writer's own step, wrapped: the state machine and the database are the real ones.
+    monkeypatch.setattr(hot_path, "execute", decide_then_edit)
     try:
         if engine.dialect.name == "sqlite":
             assert ledger.submit([transfer(source, payee, 5)]) == [R.OK]
@@ -365,7 +369,6 @@ def test_a_second_connection_editing_a_balance_mid_batch(
             _halts_then_refuses(ledger.hot_path, transfer(source, payee, 5))
         assert attempted.is_set()
     finally:
-        event.remove(engine, "before_cursor_execute", edit_first)
         ledger.close()
         other.dispose()
     if engine.dialect.name == "sqlite":

@@ -14,10 +14,10 @@ from sqlalchemy.pool import QueuePool
 
 from rollon.ledger import chart
 from rollon.ledger.journal import GENESIS, ChainHead
-from rollon.ledger.queries import get_transfer
+from rollon.ledger.queries import get_account, get_transfer
 from rollon.ledger.schema import accounts, journal_head
 from rollon.ledger.service import Ledger, install_chart
-from rollon.ledger.state_machine import Outcome, execute
+from rollon.ledger.state_machine import NS_PER_S, Outcome, execute
 from rollon.ledger.storage import (
     SQLITE_POOL_SIZE,
     DriverStatement,
@@ -25,6 +25,7 @@ from rollon.ledger.storage import (
     create_engine,
     load_snapshot,
     lock_head,
+    lock_head_for_batch,
     normalize_url,
     read_first,
     write_outcome,
@@ -33,7 +34,14 @@ from rollon.ledger.storage import (
 from rollon.ledger.transfers import Result, Transfer, TransferFlag
 from rollon.migrations import upgrade
 from tests.databases import fresh_database
-from tests.ledger.builders import START_NS, assert_books_sound, balance_of, member, transfer
+from tests.ledger.builders import (
+    START_NS,
+    ManualClock,
+    assert_books_sound,
+    balance_of,
+    member,
+    transfer,
+)
 
 F = TransferFlag
 
@@ -125,8 +133,8 @@ def _decide(
     engine: Engine, requests: list[list[Transfer]], now_ns: int = 10**18
 ) -> tuple[ChainHead, Outcome]:
     with write_transaction(engine) as connection:
-        head = lock_head(connection)
-        snapshot = load_snapshot(connection, head, requests, now_ns)
+        head, next_expiry_ns = lock_head_for_batch(connection)
+        snapshot = load_snapshot(connection, head, requests, now_ns, next_expiry_ns)
         return head, execute(snapshot, requests)
 
 
@@ -142,8 +150,8 @@ def test_snapshot_holds_what_the_batch_names(engine: Engine, ledger: Ledger) -> 
     post = transfer(payer.id, payee.id, 20, flags=F.POST_PENDING, pending_id=pending.id)
     batch = [[done, refused, post, transfer(payer.id, uuid4(), 1)]]
     with write_transaction(engine) as connection:
-        head = lock_head(connection)
-        snapshot = load_snapshot(connection, head, batch, START_NS + 10**12)
+        head, next_expiry_ns = lock_head_for_batch(connection)
+        snapshot = load_snapshot(connection, head, batch, START_NS + 10**12, next_expiry_ns)
     assert set(snapshot.accounts) == {payer.id, payee.id}
     assert snapshot.accounts[payer.id].available == 1_000 - 10 - 20
     assert snapshot.existing == {done.id: done}
@@ -151,6 +159,39 @@ def test_snapshot_holds_what_the_batch_names(engine: Engine, ledger: Ledger) -> 
     assert set(snapshot.holds) == {pending.id}
     assert snapshot.resolved == {}
     assert head.seq > 0 and snapshot.head == head
+
+
+def test_the_head_lock_tells_when_the_first_open_hold_expires(
+    engine: Engine, ledger: Ledger, clock: ManualClock
+) -> None:
+    """Batches look for due holds only when this says some are due, so it must be exact."""
+    payer = member(ledger, "Payer", funded=1_000)
+    payee = member(ledger, "Payee")
+
+    def next_expiry_ns() -> int | None:
+        with write_transaction(engine) as connection:
+            return lock_head_for_batch(connection)[1]
+
+    assert next_expiry_ns() is None
+    forever = transfer(payer.id, payee.id, 10, flags=F.PENDING)  # no timeout: never due
+    later = transfer(payer.id, payee.id, 20, flags=F.PENDING, timeout_s=600)
+    sooner = transfer(payer.id, payee.id, 30, flags=F.PENDING, timeout_s=60)
+    assert ledger.submit([forever]) == [Result.OK]
+    assert next_expiry_ns() is None
+    assert ledger.submit([later, sooner]) == [Result.OK, Result.OK]
+    sooner_expires_ns = next_expiry_ns()
+    assert sooner_expires_ns is not None and sooner_expires_ns > clock.now_ns + 59 * NS_PER_S
+    void = transfer(payer.id, payee.id, 30, flags=F.VOID_PENDING, pending_id=sooner.id)
+    assert ledger.submit([void]) == [Result.OK]
+    later_expires_ns = next_expiry_ns()
+    assert later_expires_ns is not None and later_expires_ns > sooner_expires_ns + 500 * NS_PER_S
+    clock.advance_s(601)  # the next batch finds the later hold due, and expires it
+    assert ledger.submit([transfer(payer.id, payee.id, 1)]) == [Result.OK]
+    assert next_expiry_ns() is None
+    with engine.connect() as connection:
+        payer_now = get_account(connection, payer.id)
+    assert payer_now is not None and payer_now.available == 1_000 - 10 - 1  # `forever` holds
+    assert_books_sound(engine)
 
 
 def test_a_stale_decision_is_refused_by_the_guarded_write(engine: Engine, ledger: Ledger) -> None:
