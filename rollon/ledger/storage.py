@@ -10,7 +10,7 @@ the ledger stops instead of writing over someone else's work.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeAlias
 from uuid import UUID
@@ -738,37 +738,51 @@ _PG_GUARDED_BALANCE_UPDATE = (
 )
 
 
-def _array_literal(values: Iterable[object]) -> str:
-    return "{" + ",".join(map(str, values)) + "}"
+def _totals_literals(accounts: Sequence[Balances]) -> tuple[str, str, str, str]:
+    """The accounts' four totals, each column as a PostgreSQL array literal ('{1,2,3}').
+    Formatted with one '%d' format over the whole column: half the time of a join of str()."""
+    if not accounts:
+        return ("{}",) * 4
+    marks = "{" + ("%d," * len(accounts))[:-1] + "}"
+    return (
+        marks % tuple([b.debits_posted for b in accounts]),
+        marks % tuple([b.credits_posted for b in accounts]),
+        marks % tuple([b.debits_pending for b in accounts]),
+        marks % tuple([b.credits_pending for b in accounts]),
+    )
 
 
 def _update_balances(connection: Connection, driver: _Driver, outcome: Outcome) -> None:
     """The guarded update of every account the batch touched: an account whose stored
-    totals are not the ones read under the lock is not updated, and the count shows it."""
-    before = outcome.accounts_before
-    rows = []
-    for account_id, new in outcome.accounts.items():
-        old = before[account_id]
-        rows.append(
-            (
-                new.debits_posted,
-                new.credits_posted,
-                new.debits_pending,
-                new.credits_pending,
-                account_id.hex,
-                old.debits_posted,
-                old.credits_posted,
-                old.debits_pending,
-                old.credits_pending,
-            )
-        )
-    if driver.native_uuid:  # PostgreSQL: one statement over the rows' columns
-        columns = tuple(_array_literal(column) for column in zip(*rows, strict=True))
-        updated = connection.exec_driver_sql(_PG_GUARDED_BALANCE_UPDATE, columns).rowcount
-    else:
-        updated = connection.exec_driver_sql(driver.update_balances, rows).rowcount
-    if updated != len(rows):
-        raise LedgerCorrupted(f"{len(rows) - updated} account balances changed under the head lock")
+    totals are not the ones read under the lock is not updated, and the count shows it.
+    So were `accounts` and `accounts_before` ever out of step, nothing would be written."""
+    new = list(outcome.accounts.values())
+    old = list(outcome.accounts_before.values())  # the same accounts, in the same order
+    hexes = [account.id.hex for account in new]
+    with driver_cursor(connection) as cursor:
+        if driver.native_uuid:  # PostgreSQL: one statement over the rows' columns
+            ids = "{" + ",".join(hexes) + "}"
+            columns = (*_totals_literals(new), ids, *_totals_literals(old))
+            cursor.execute(_PG_GUARDED_BALANCE_UPDATE, columns)
+        else:
+            rows = [
+                (
+                    n.debits_posted,
+                    n.credits_posted,
+                    n.debits_pending,
+                    n.credits_pending,
+                    account_hex,
+                    o.debits_posted,
+                    o.credits_posted,
+                    o.debits_pending,
+                    o.credits_pending,
+                )
+                for n, account_hex, o in zip(new, hexes, old, strict=True)
+            ]
+            cursor.executemany(driver.update_balances, rows)
+        updated: int = cursor.rowcount
+    if updated != len(new):
+        raise LedgerCorrupted(f"{len(new) - updated} account balances changed under the head lock")
 
 
 def insert_checkpoint(connection: Connection, checkpoint: Checkpoint) -> None:
