@@ -4,13 +4,14 @@ of one ledger batch, in the ledger's own tables (created by the migrations).
 Per batch, in one transaction with the ledger's durability (SQLite WAL + synchronous=FULL,
 PostgreSQL synchronous_commit on): lock the journal head, read the balances of the accounts
 the batch touches, insert one hash-chained row per transfer with the same columns and
-values, update those balances, move the head, commit. Rows and balances are written as the
-ledger writes them on each database, with the fastest way each driver has: SQLite inserts
-and updates by `executemany` (measured here faster than multi-row VALUES); PostgreSQL
-inserts by COPY and updates in one statement over array literals (both faster than
-`executemany` there). Nothing more:
-no idempotency lookup, no failed-id lookup, no hold expiry, no validation. That is the
-ceiling the hot path is compared with, at the batch size the hot path itself achieved.
+values, update those balances, move the head, commit. Balances are read and rows and
+balances written with the fastest way each driver has: SQLite reads by an IN list (a little
+faster than the ledger's JSON array), inserts and updates by `executemany` (faster than
+multi-row VALUES); PostgreSQL reads by one array literal (an IN list of 500 ids took twice
+as long, measured 2026-12-07), inserts by COPY and updates in one statement over array
+literals (both faster than `executemany` there). Nothing more: no idempotency lookup, no
+failed-id lookup, no hold expiry, no validation. That is the ceiling the hot path is compared
+with, at the batch size the hot path itself achieved.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ _COLUMNS = (
 )
 _N_COLUMNS = 18
 _ENCODING = struct.Struct(">QQ16s16s16sQ3s")
+_READ_IN = "SELECT id, debits_posted, credits_posted FROM accounts WHERE id IN (%s)"
+_READ_ANY = "SELECT id, debits_posted, credits_posted FROM accounts WHERE id = ANY(%s::UUID[])"
 _UPDATE_AT_ONCE = (
     "UPDATE accounts SET debits_posted = v.d, credits_posted = v.c"
     " FROM unnest(%s::UUID[], %s::BIGINT[], %s::BIGINT[]) AS v(id, d, c) WHERE accounts.id = v.id"
@@ -118,13 +121,14 @@ class RawLedger:
         seq, prev, last_ns = cursor.execute(self._lock).fetchone()
         prev = bytes(prev)
         ids = list({as_db(i) for t in batch for i in (t.debit_account_id, t.credit_account_id)})
-        marks = ", ".join([self._placeholder] * len(ids))
+        if self._postgres:  # one array literal: half the time of an IN list of 500 here
+            read, values = _READ_ANY, ("{" + ",".join(map(str, ids)) + "}",)
+        else:  # an IN list: a little faster on SQLite than the ledger's JSON array
+            read = _READ_IN % ", ".join([self._placeholder] * len(ids))
+            values = tuple(ids)
         balances = {
             account_id: [debits, credits]
-            for account_id, debits, credits in cursor.execute(
-                f"SELECT id, debits_posted, credits_posted FROM accounts WHERE id IN ({marks})",
-                ids,
-            )
+            for account_id, debits, credits in cursor.execute(read, values)
         }
         rows = []
         now_ns = time.time_ns()
