@@ -664,13 +664,13 @@ def _load_balances(
 ) -> dict[UUID, Balances]:
     ids, id_of = driver.id_list(account_ids)
     loaded = {}
-    for row_id, ledger, no_overdraft, closed, *totals in _fetch_all(
+    for row_id, ledger, no_overdraft, closed, dp, cp, dq, cq in _fetch_all(
         connection, driver.balances, (ids,)
     ):
         account_id = id_of(row_id)
         # bool(): SQLite returns its booleans as 0 and 1.
         loaded[account_id] = Balances(
-            account_id, _ledger(ledger), bool(no_overdraft), bool(closed), *totals
+            account_id, _ledger(ledger), bool(no_overdraft), bool(closed), dp, cp, dq, cq
         )
     return loaded
 
