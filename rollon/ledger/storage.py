@@ -478,13 +478,13 @@ class _Driver:
     SQLAlchemy processes each parameter of each row it executes and each column of each row
     it returns (UUIDs to and from hex text on SQLite, bytes wrapped in the driver's Binary),
     and at the hundreds of rows a batch reads and writes that costs more than the database's
-    own work. So these statements are compiled once per dialect, and run with
-    `exec_driver_sql` (same transaction, same error wrapping) on plain tuples of values the
-    driver binds in C: bytes as they are (both drivers bind a blob), and a UUID as its hex
-    text. That is how SQLAlchemy's Uuid stores it on SQLite; on PostgreSQL the compiled
-    statements cast each UUID parameter (`::UUID`, `::UUID[]`), and psycopg adapts a UUID
-    object in Python code but sends text as it is. PostgreSQL takes the journal's rows by
-    COPY (`copy_entries`), SQLite by `executemany` (`insert_entries`).
+    own work. So these statements are compiled once per dialect, and run on the driver's own
+    cursor (`driver_cursor`: same transaction, errors raised as SQLAlchemy's) with plain
+    tuples of values the driver binds in C: bytes as they are (both drivers bind a blob), and
+    a UUID as its hex text. That is how SQLAlchemy's Uuid stores it on SQLite; on PostgreSQL
+    the compiled statements cast each UUID parameter (`::UUID`, `::UUID[]`), and psycopg
+    adapts a UUID object in Python code but sends text as it is. PostgreSQL takes the
+    journal's rows by COPY (`copy_entries`), SQLite by `executemany` (`insert_entries`).
     """
 
     def __init__(self, dialect: Dialect) -> None:
@@ -686,12 +686,13 @@ def write_outcome(
     driver = _driver(connection.dialect)
     if outcome.entries:
         rows = [_entry_values(e, _hex) for e in outcome.entries]
-        if driver.copy_entries is None:
-            connection.exec_driver_sql(driver.insert_entries, rows)
-        else:
-            with driver_cursor(connection) as cursor, cursor.copy(driver.copy_entries) as copy:
-                for row in rows:
-                    copy.write_row(row)
+        with driver_cursor(connection) as cursor:
+            if driver.copy_entries is None:
+                cursor.executemany(driver.insert_entries, rows)
+            else:
+                with cursor.copy(driver.copy_entries) as copy:
+                    for row in rows:
+                        copy.write_row(row)
     if outcome.failures:
         connection.execute(
             failed_transfers.insert(),
@@ -741,8 +742,6 @@ _PG_GUARDED_BALANCE_UPDATE = (
 def _totals_literals(accounts: Sequence[Balances]) -> tuple[str, str, str, str]:
     """The accounts' four totals, each column as a PostgreSQL array literal ('{1,2,3}').
     Formatted with one '%d' format over the whole column: half the time of a join of str()."""
-    if not accounts:
-        return ("{}",) * 4
     marks = "{" + ("%d," * len(accounts))[:-1] + "}"
     return (
         marks % tuple([b.debits_posted for b in accounts]),
@@ -754,8 +753,8 @@ def _totals_literals(accounts: Sequence[Balances]) -> tuple[str, str, str, str]:
 
 def _update_balances(connection: Connection, driver: _Driver, outcome: Outcome) -> None:
     """The guarded update of every account the batch touched: an account whose stored
-    totals are not the ones read under the lock is not updated, and the count shows it.
-    So were `accounts` and `accounts_before` ever out of step, nothing would be written."""
+    totals are not the ones read under the lock is not updated, and the count shows it. Were
+    `accounts` and `accounts_before` ever out of step, that same guard would halt the batch."""
     new = list(outcome.accounts.values())
     old = list(outcome.accounts_before.values())  # the same accounts, in the same order
     hexes = [account.id.hex for account in new]
