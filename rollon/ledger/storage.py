@@ -468,7 +468,8 @@ def _same(value: UUID) -> UUID:
 
 
 def _hex(value: UUID) -> str:
-    return value.hex
+    """`value.hex`, without the property's call: a batch formats some two thousand ids."""
+    return value.int.to_bytes(16).hex()
 
 
 class _Driver:
@@ -510,7 +511,7 @@ class _Driver:
         """`ids` as the one parameter `_InIds` binds (a JSON array on SQLite, an array
         literal on PostgreSQL, both of hex text), and how to turn an id a row returns back
         into its UUID (on SQLite, by looking up its hex text rather than parsing it)."""
-        hexes = [u.hex for u in ids]
+        hexes = list(map(_hex, ids))
         if self.native_uuid:  # psycopg returns UUIDs, parsed in C
             return "{" + ",".join(hexes) + "}", _same
         return json.dumps(hexes), dict(zip(hexes, ids, strict=True)).__getitem__
@@ -757,7 +758,7 @@ def _update_balances(connection: Connection, driver: _Driver, outcome: Outcome) 
     `accounts` and `accounts_before` ever out of step, that same guard would halt the batch."""
     new = list(outcome.accounts.values())
     old = list(outcome.accounts_before.values())  # the same accounts, in the same order
-    hexes = [account.id.hex for account in new]
+    hexes = [_hex(account.id) for account in new]
     with driver_cursor(connection) as cursor:
         if driver.native_uuid:  # PostgreSQL: one statement over the rows' columns
             ids = "{" + ",".join(hexes) + "}"
