@@ -360,7 +360,7 @@ class _IdList(sa.types.TypeDecorator[Collection[UUID]]):
         assert value is not None
         if dialect.name == "postgresql":
             return list(value)
-        return json.dumps([u.hex for u in value])
+        return json.dumps(list(map(_hex, value)))
 
 
 class _InIds(ColumnElement[Any]):
@@ -579,7 +579,7 @@ class DriverStatement:
         sql, names, literals = compiled
         native_uuid = dialect.supports_native_uuid
         bound = tuple(
-            value.hex if isinstance(value, UUID) and not native_uuid else value
+            _hex(value) if isinstance(value, UUID) and not native_uuid else value
             for value in (literals[n] if n in literals else values[n] for n in names)
         )
         with driver_cursor(connection) as cursor:
