@@ -45,6 +45,7 @@ from rollon.ledger.storage import (
     write_outcome,
 )
 from rollon.ledger.transfers import Result, Transfer
+from rollon.ledger.wal_checkpoints import WalCheckpointer
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -261,6 +262,8 @@ class GroupCommitter:
         self._last_doorbell: _LoopDoorbell | None = None
         self._to_ring: set[_LoopDoorbell] = set()  # the writer's own: loops to wake this batch
         self._connection: Connection | None = None  # the writer's own, kept across batches
+        # SQLite's WAL is checkpointed beside the writer, not in its commits.
+        self.wal_checkpointer = WalCheckpointer(engine) if engine.dialect.name == "sqlite" else None
         self._thread = threading.Thread(target=self._run, name="rollon-writer", daemon=True)
         self._thread.start()
 
@@ -325,10 +328,12 @@ class GroupCommitter:
         return doorbell
 
     def close(self) -> None:
-        """Commit what is queued, then stop the writer."""
+        """Commit what is queued, then stop the writer (and its WAL checkpoints)."""
         if self._thread.is_alive():
             self._inbox.put_stop()
             self._thread.join()
+        if self.wal_checkpointer is not None:
+            self.wal_checkpointer.close()
 
     # -- the writer thread --------------------------------------------------------------------
     def _run(self) -> None:

@@ -45,6 +45,7 @@ from rollon.ledger.transfers import (
     TransferCode,
     TransferFlag,
 )
+from rollon.ledger.wal_checkpoints import AUTOCHECKPOINT_BACKSTOP_PAGES
 
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -103,6 +104,8 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # A ledger's writer has a thread of its own checkpoint the WAL (see wal_checkpoints).
+        cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_BACKSTOP_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
