@@ -2,7 +2,8 @@
 of one ledger batch, in the ledger's own tables (created by the migrations).
 
 Per batch, in one transaction with the ledger's durability (SQLite WAL + synchronous=FULL,
-PostgreSQL synchronous_commit on): lock the journal head, read the balances of the accounts
+its WAL checkpointed by a thread beside the writer as the ledger's is; PostgreSQL
+synchronous_commit on): lock the journal head, read the balances of the accounts
 the batch touches, insert one hash-chained row per transfer with the same columns and
 values, update those balances, move the head, commit. Balances are read and rows and
 balances written with the fastest way each driver has: SQLite reads by an IN list (a little
@@ -24,7 +25,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
+from sqlalchemy.engine import Engine
+
+from rollon.ledger.storage import create_engine
 from rollon.ledger.transfers import Transfer
+from rollon.ledger.wal_checkpoints import AUTOCHECKPOINT_BACKSTOP_PAGES, WalCheckpointer
 
 _COLUMNS = (
     "seq, id, debit_account_id, credit_account_id, amount, ledger, code, flags, pending_id, "
@@ -62,8 +67,11 @@ class RawLedger:
         begin: str | None,
         lock_suffix: str,
         postgres: bool,
+        wal_engine: Engine | None = None,
     ) -> None:
         self._connection = connection
+        self._wal_engine = wal_engine  # SQLite: the WAL's checkpoints, beside the writer
+        self._wal = WalCheckpointer(wal_engine) if wal_engine is not None else None
         self._cursor = connection.cursor()
         self._uuid = uuid_value
         self._begin = begin
@@ -85,6 +93,7 @@ class RawLedger:
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
+        connection.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_BACKSTOP_PAGES}")
         return cls(
             connection,
             placeholder="?",
@@ -92,6 +101,7 @@ class RawLedger:
             begin="BEGIN IMMEDIATE",
             lock_suffix="",
             postgres=False,
+            wal_engine=create_engine(f"sqlite:///{path}"),
         )
 
     @classmethod
@@ -112,6 +122,9 @@ class RawLedger:
 
     def close(self) -> None:
         self._connection.close()
+        if self._wal is not None and self._wal_engine is not None:
+            self._wal.close()
+            self._wal_engine.dispose()
 
     def write(self, batch: Sequence[Transfer]) -> None:
         """Write one batch of plain transfers in one durable transaction."""
