@@ -14,6 +14,8 @@ Route authors who want a metric of their own add it to `Metrics` or use
 | rollon_batch_duration_seconds | histogram | |
 | rollon_failed_logins_total | counter | |
 | rollon_internal_errors_total | counter | (bugs: should stay at zero) |
+| rollon_sqlite_wal_frames | gauge | (SQLite only: the WAL's length at the last checkpoint) |
+| rollon_sqlite_wal_backlog_frames | gauge | (SQLite only: of those, not yet in the database) |
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from __future__ import annotations
 import logging
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rollon.ledger.hot_path import BatchReport
 from rollon.ledger.transfers import Result
+from rollon.ledger.wal_checkpoints import CheckpointReport, WalCheckpointer
 
 access_log = logging.getLogger("rollon.access")
 
@@ -99,6 +102,27 @@ class Metrics:
             "Requests answered 500 (bugs)",
             registry=self.registry,
         )
+        self._wal: WalCheckpointer | None = None
+
+    def watch_wal(self, checkpointer: WalCheckpointer) -> None:
+        """Export what the ledger's WAL checkpoints find (SQLite). A backlog that keeps growing
+        means the checkpoints fail, or a reader holds an old snapshot open."""
+        assert self._wal is None, "one ledger per app"
+        self._wal = checkpointer
+        Gauge(
+            "rollon_sqlite_wal_frames",
+            "Frames in SQLite's write-ahead log at its last checkpoint",
+            registry=self.registry,
+        ).set_function(lambda: self._last_wal_report().wal_frames)
+        Gauge(
+            "rollon_sqlite_wal_backlog_frames",
+            "Frames of the write-ahead log not yet copied into the database file",
+            registry=self.registry,
+        ).set_function(lambda: self._last_wal_report().backlog_frames)
+
+    def _last_wal_report(self) -> CheckpointReport:
+        last = self._wal.last if self._wal is not None else None
+        return last or CheckpointReport(wal_frames=0, copied_frames=0)
 
     def observe_batch(self, report: BatchReport) -> None:
         """The ledger's observer: called by its writer thread after each committed batch."""

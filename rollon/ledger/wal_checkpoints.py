@@ -39,6 +39,11 @@ class CheckpointReport:
     wal_frames: int
     copied_frames: int
 
+    @property
+    def backlog_frames(self) -> int:
+        """Frames still to copy (SQLite says -1 and -1 when the database is not in WAL mode)."""
+        return max(0, self.wal_frames - self.copied_frames)
+
 
 class WalCheckpointer:
     """A thread checkpointing a SQLite database's WAL every `interval_ms` until `close`."""

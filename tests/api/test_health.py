@@ -69,6 +69,35 @@ async def test_metrics_count_requests_transfers_batches_and_refusals(api: Api, p
     assert 'route="/v1/accounts",status="201"' in text
 
 
+async def test_metrics_show_the_sqlite_wal_and_its_backlog(api: Api) -> None:
+    alice, token = await api.holder(balance=1_000)
+    bob, _ = await api.holder()
+    body = {"source_id": str(alice), "destination_id": str(bob), "amount": 10}
+    assert (await api.client.post("/v1/transfers", json=body, headers=token)).status_code == 201
+    checkpointer = api.state.ledger.hot_path.wal_checkpointer
+    text = (await api.client.get("/metrics")).text
+    if api.state.engine.dialect.name != "sqlite":
+        assert checkpointer is None
+        assert "rollon_sqlite_wal" not in text
+        return
+    assert checkpointer is not None
+    for _ in range(500):  # the checkpointer's next tick, at most 50 ms away
+        if (last := checkpointer.last) is not None and last.wal_frames > 0:
+            break
+        await asyncio.sleep(0.01)
+    assert last is not None and last.wal_frames > 0
+    text = (await api.client.get("/metrics")).text
+    frames = _gauge(text, "rollon_sqlite_wal_frames")
+    backlog = _gauge(text, "rollon_sqlite_wal_backlog_frames")
+    assert frames > 0  # nothing wrote since: the WAL is not restarted
+    assert 0 <= backlog <= frames
+
+
+def _gauge(text: str, name: str) -> float:
+    (line,) = [line for line in text.splitlines() if line.startswith(f"{name} ")]
+    return float(line.split()[1])
+
+
 async def test_unknown_paths_share_one_metrics_label(api: Api) -> None:
     for n in range(3):
         await api.client.get(f"/nowhere/{n}")

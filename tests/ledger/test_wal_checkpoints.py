@@ -13,7 +13,11 @@ from sqlalchemy.engine import Engine
 
 from rollon.ledger.service import Ledger
 from rollon.ledger.storage import create_engine
-from rollon.ledger.wal_checkpoints import AUTOCHECKPOINT_BACKSTOP_PAGES, WalCheckpointer
+from rollon.ledger.wal_checkpoints import (
+    AUTOCHECKPOINT_BACKSTOP_PAGES,
+    CheckpointReport,
+    WalCheckpointer,
+)
 from tests.ledger.builders import assert_books_sound, member, transfer
 
 WAIT_S = 10.0
@@ -79,3 +83,10 @@ def test_a_checkpoint_that_fails_is_logged_and_tried_again(
         checkpointer.close()
         engine.dispose()
     assert checkpointer.last.copied_frames >= 0
+
+
+def test_the_backlog_is_what_is_left_to_copy() -> None:
+    assert CheckpointReport(wal_frames=10, copied_frames=4).backlog_frames == 6
+    assert CheckpointReport(wal_frames=10, copied_frames=10).backlog_frames == 0
+    # SQLite's answer when the database is not in WAL mode.
+    assert CheckpointReport(wal_frames=-1, copied_frames=-1).backlog_frames == 0
