@@ -104,7 +104,7 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        # A ledger's writer has a thread of its own checkpoint the WAL (see wal_checkpoints).
+        # A backstop: beside a ledger's writer, a thread checkpoints (see wal_checkpoints).
         cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_BACKSTOP_PAGES}")
         cursor.close()
 
