@@ -70,8 +70,8 @@ class RawLedger:
         wal_engine: Engine | None = None,
     ) -> None:
         self._connection = connection
-        self._wal_engine = wal_engine  # SQLite: the WAL's checkpoints, beside the writer
-        self._wal = WalCheckpointer(wal_engine) if wal_engine is not None else None
+        # SQLite: the WAL's checkpoints, beside the writer, and the engine they run on.
+        self._wal = (wal_engine, WalCheckpointer(wal_engine)) if wal_engine is not None else None
         self._cursor = connection.cursor()
         self._uuid = uuid_value
         self._begin = begin
@@ -122,9 +122,10 @@ class RawLedger:
 
     def close(self) -> None:
         self._connection.close()
-        if self._wal is not None and self._wal_engine is not None:
-            self._wal.close()
-            self._wal_engine.dispose()
+        if self._wal is not None:
+            engine, checkpointer = self._wal
+            checkpointer.close()
+            engine.dispose()
 
     def write(self, batch: Sequence[Transfer]) -> None:
         """Write one batch of plain transfers in one durable transaction."""
