@@ -44,7 +44,10 @@ def static_text() -> str:
 
 
 def decode(pixels: np.ndarray) -> list[str]:
-    return [result.text for result in zxingcpp.read_barcodes(pixels)]
+    # QR codes only, as a till's scanner reads them: once, the decoder's 1D readers took a
+    # stripe of a 2-pixel-module image for a second code ('3338').
+    found = zxingcpp.read_barcodes(pixels, formats=zxingcpp.BarcodeFormat.QRCode)
+    return [result.text for result in found]
 
 
 def png_pixels(data: bytes) -> np.ndarray:
