@@ -33,13 +33,17 @@ lookup and its answer then ride in the ledger's own batch transaction (a `BatchP
 so the request costs one hand-off to the ledger's writer and one commit, and the answer is
 durable exactly when the transfers are:
 
+        @dataclass(frozen=True)
+        class ThingAnswer:   # module level: it runs in the ledger's writer process
+            body: ThingIn
+
+            def __call__(self, results: Sequence[Result]) -> Answer:   # ProblemError refuses
+                return json_answer(201, ThingOut(...))
+
         async def prepare() -> Sequence[Transfer]:   # raise ProblemError to refuse
             return [Transfer(...)]
 
-        def answer_of(results: Sequence[Result]) -> Answer:   # raise ProblemError on refusal
-            return json_answer(201, ThingOut(...))
-
-        return await idempotency.submit(principal, body, state.ledger, prepare, answer_of)
+        return await idempotency.submit(principal, body, state.ledger, prepare, ThingAnswer(body))
 
 `run` stays for routes that do other work around the ledger (their own tables, several
 submissions): there the lookups and writes are batched like the ledger's, by the store's own
@@ -58,7 +62,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from uuid import UUID, uuid4, uuid5
 
 from fastapi import Depends, Header, Request
@@ -131,6 +135,14 @@ class _Lookup:
     future: Future[KeptAnswer | None]
 
 
+class Answerer(Protocol):
+    """A route's answer for its request's results, raising ProblemError to refuse. It runs
+    in the ledger's writer, which may be another process: make it a module-level class whose
+    fields pickle (ids, the validated body), not a closure."""
+
+    def __call__(self, results: Sequence[Result]) -> Answer: ...
+
+
 @dataclass(slots=True)
 class KeptInBatch:
     """A keyed request's ticket with the ledger's batch (see `KeyedAnswers`). Once the batch
@@ -139,7 +151,7 @@ class KeptInBatch:
 
     identity: tuple[UUID, str]  # (token id, key)
     request_sha256: bytes
-    answer_of: Callable[[Sequence[Result]], Answer]
+    answer_of: Answerer
     kept: KeptAnswer | None = None
     kept_own: bool = False
     failure: BaseException | None = None
@@ -414,6 +426,34 @@ def _uuid(value: UUID | str) -> UUID:
 
 
 # -- the per-request helper -----------------------------------------------------------------
+def kept_problem(problem: ProblemError, path: str) -> Answer:
+    """A refusal as an answer to keep; 5xx and 429 are raised again, never kept."""
+    if problem.status_code >= 500 or problem.status_code == 429:
+        raise problem
+    body = problem_body(
+        problem.status_code, problem.code, problem.title, problem.detail, path, problem.errors
+    )
+    return Answer(problem.status_code, PROBLEM_MEDIA_TYPE, body)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answering:
+    """A keyed request's answer for its results: the refusal `prepare` raised, else what the
+    route's `answer_of` gives, a refusal it raises kept as an answer."""
+
+    refusal: Answer | None
+    answer_of: Answerer
+    path: str
+
+    def __call__(self, results: Sequence[Result]) -> Answer:
+        if self.refusal is not None:
+            return self.refusal
+        try:
+            return self.answer_of(results)
+        except ProblemError as problem:
+            return kept_problem(problem, self.path)
+
+
 class Idempotency:
     """The idempotency of one request: its key (if any) and how to run it once."""
 
@@ -459,33 +499,27 @@ class Idempotency:
         body: BaseModel,
         ledger: Ledger,
         prepare: Callable[[], Awaitable[Sequence[Transfer]]],
-        answer_of: Callable[[Sequence[Result]], Answer],
+        answer_of: Answerer,
     ) -> Response:
         """Submit the transfers `prepare` gives, once per key, keeping the answer `answer_of`
         gives for their results in the same transaction; answer retries with the first
-        answer. A refusal `prepare` raises is kept like one of `answer_of`."""
+        answer. A refusal `prepare` raises is kept like one of `answer_of`. `answer_of` runs
+        in the ledger's writer, which may be another process: it must pickle."""
+        path = self._request.scope["path"]
         refusal: Answer | None = None
         transfers: Sequence[Transfer] = ()
         try:
             transfers = await prepare()
         except ProblemError as problem:
-            refusal = self._kept_problem(problem)
-
-        def answer(results: Sequence[Result]) -> Answer:
-            if refusal is not None:
-                return refusal
-            try:
-                return answer_of(results)
-            except ProblemError as problem:
-                return self._kept_problem(problem)
-
+            refusal = kept_problem(problem, path)
+        answer = _Answering(refusal, answer_of, path)
         if self.key is None:
             if refusal is not None:
                 return refusal.response()
             return answer(await ledger.submit_async(transfers)).response()
         fingerprint = self.fingerprint(body)
         ticket = KeptInBatch((principal.token_id, self.key), fingerprint, answer)
-        await ledger.submit_async(transfers, (self._store.in_batch, ticket))
+        _, ticket = await ledger.submit_joined_async(transfers, self._store.in_batch, ticket)
         if ticket.failure is not None:
             raise ticket.failure
         assert ticket.kept is not None, "a committed batch knows each ticket's answer"
@@ -497,21 +531,7 @@ class Idempotency:
         try:
             return await execute()
         except ProblemError as problem:
-            return self._kept_problem(problem)
-
-    def _kept_problem(self, problem: ProblemError) -> Answer:
-        """A refusal as an answer to keep; 5xx and 429 are raised again, never kept."""
-        if problem.status_code >= 500 or problem.status_code == 429:
-            raise problem
-        body = problem_body(
-            problem.status_code,
-            problem.code,
-            problem.title,
-            problem.detail,
-            self._request.url.path,
-            problem.errors,
-        )
-        return Answer(problem.status_code, PROBLEM_MEDIA_TYPE, body)
+            return kept_problem(problem, self._request.scope["path"])
 
     def _replay(self, kept: KeptAnswer, fingerprint: bytes) -> Response:
         if kept.request_sha256 != fingerprint:

@@ -107,9 +107,37 @@ class BatchParticipant(Protocol[Ticket]):
         ...
 
 
+class HotPath(Protocol):
+    """What the ledger submits through: a `GroupCommitter` in this process, or one in a
+    process of its own (`writer_process.WriterProcess`)."""
+
+    wal_checkpointer: WalCheckpointer | None
+
+    def submit(self, transfers: Sequence[Transfer], timeout_s: float = 30.0) -> list[Result]: ...
+
+    async def submit_async(self, transfers: Sequence[Transfer]) -> list[Result]: ...
+
+    def submit_joined(
+        self,
+        transfers: Sequence[Transfer],
+        participant: BatchParticipant[_T],
+        ticket: _T,
+        timeout_s: float = 30.0,
+    ) -> tuple[list[Result], _T]: ...
+
+    async def submit_joined_async(
+        self, transfers: Sequence[Transfer], participant: BatchParticipant[_T], ticket: _T
+    ) -> tuple[list[Result], _T]: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class _Outcome(Protocol):
     """Where a request's results go, from the writer thread: a concurrent Future a thread
-    waits on, or the `_LoopWaiter` of an event loop's coroutine."""
+    waits on, or a `_Ringing` doorbell's entry."""
 
     def set_result(self, results: list[Result]) -> None: ...
 
@@ -181,6 +209,16 @@ class _Inbox:
         return taken, stopping
 
 
+class Doorbell(Protocol):
+    """Where the outcomes of many requests go: the writer adds each request's outcome under
+    the key it was submitted with, then rings once the whole batch is settled. So a batch
+    costs each doorbell one wake-up, however many of its requests it holds."""
+
+    def add(self, key: Any, outcome: list[Result] | BaseException) -> None: ...
+
+    def ring(self) -> None: ...
+
+
 _Waiter = asyncio.Future[list[Result]]
 
 
@@ -191,8 +229,8 @@ class _LoopDoorbell:
         self.loop = loop
         self._finished: deque[tuple[_Waiter, list[Result] | BaseException]] = deque()
 
-    def add(self, waiter: _Waiter, outcome: list[Result] | BaseException) -> None:
-        self._finished.append((waiter, outcome))
+    def add(self, key: _Waiter, outcome: list[Result] | BaseException) -> None:
+        self._finished.append((key, outcome))
 
     def ring(self) -> None:
         try:
@@ -214,21 +252,21 @@ class _LoopDoorbell:
 
 
 @dataclass(slots=True)
-class _LoopWaiter:
-    """A coroutine's request: the writer queues its outcome on the loop's doorbell, and
-    rings the doorbell once the whole batch is settled. No concurrent Future in between:
-    making one (a Condition and its lock) cost more than the rest of the hand-off."""
+class _Ringing:
+    """A request whose outcome goes to a doorbell: the writer adds it there, and rings the
+    doorbell once the whole batch is settled. No concurrent Future in between: making one
+    (a Condition and its lock) cost more than the rest of the hand-off."""
 
-    waiter: _Waiter
-    doorbell: _LoopDoorbell
-    to_ring: set[_LoopDoorbell]  # the writer's own
+    doorbell: Doorbell
+    key: Any
+    to_ring: set[Doorbell]  # the writer's own
 
     def set_result(self, results: list[Result]) -> None:
-        self.doorbell.add(self.waiter, results)
+        self.doorbell.add(self.key, results)
         self.to_ring.add(self.doorbell)
 
     def set_exception(self, error: BaseException) -> None:
-        self.doorbell.add(self.waiter, error)
+        self.doorbell.add(self.key, error)
         self.to_ring.add(self.doorbell)
 
 
@@ -245,7 +283,10 @@ class GroupCommitter:
         max_queued_requests: int = MAX_QUEUED_REQUESTS,
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         observer: BatchObserver | None = None,
+        checkpoint_wal: bool = True,
     ) -> None:
+        """`checkpoint_wal`: on SQLite, checkpoint the write-ahead log beside the writer (see
+        wal_checkpoints); False when another thread of the database's does it already."""
         assert 0 < max_batch_transfers <= MAX_BATCH_TRANSFERS
         assert checkpoint_every > 0
         self._engine = engine
@@ -260,12 +301,18 @@ class GroupCommitter:
         self._doorbells = weakref.WeakKeyDictionary()
         self._doorbells_lock = threading.Lock()
         self._last_doorbell: _LoopDoorbell | None = None
-        self._to_ring: set[_LoopDoorbell] = set()  # the writer's own: loops to wake this batch
+        self._to_ring: set[Doorbell] = set()  # the writer's own: doorbells to ring this batch
         self._connection: Connection | None = None  # the writer's own, kept across batches
         # SQLite's WAL is checkpointed beside the writer, not in its commits.
-        self.wal_checkpointer = WalCheckpointer(engine) if engine.dialect.name == "sqlite" else None
+        on_sqlite = engine.dialect.name == "sqlite"
+        self.wal_checkpointer = WalCheckpointer(engine) if on_sqlite and checkpoint_wal else None
         self._thread = threading.Thread(target=self._run, name="rollon-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """True while the writer thread runs."""
+        return self._thread.is_alive()
 
     # -- submitting -------------------------------------------------------------------------
     def submit_nowait(
@@ -299,8 +346,36 @@ class GroupCommitter:
         withdraw the transfers: they commit (or not) with their batch."""
         loop = asyncio.get_running_loop()
         waiter: _Waiter = loop.create_future()
-        self._queue(transfers, _LoopWaiter(waiter, self._doorbell(loop), self._to_ring), joining)
+        self._queue(transfers, _Ringing(self._doorbell(loop), waiter, self._to_ring), joining)
         return await waiter
+
+    def submit_joined(
+        self,
+        transfers: Sequence[Transfer],
+        participant: BatchParticipant[_T],
+        ticket: _T,
+        timeout_s: float = 30.0,
+    ) -> tuple[list[Result], _T]:
+        """Submit with a participant; the results, and the ticket as the participant left it."""
+        return self.submit(transfers, timeout_s, (participant, ticket)), ticket
+
+    async def submit_joined_async(
+        self, transfers: Sequence[Transfer], participant: BatchParticipant[_T], ticket: _T
+    ) -> tuple[list[Result], _T]:
+        """`submit_joined` from an event loop."""
+        return await self.submit_async(transfers, (participant, ticket)), ticket
+
+    def submit_ringing(
+        self,
+        transfers: Sequence[Transfer],
+        doorbell: Doorbell,
+        key: Any,
+        joining: tuple[BatchParticipant[_T], _T] | None = None,
+    ) -> None:
+        """Queue a request whose outcome the writer adds to `doorbell` under `key`, ringing
+        it once the request's batch is settled (for a writer in another process, one message
+        back per batch: see writer_process)."""
+        self._queue(transfers, _Ringing(doorbell, key, self._to_ring), joining)
 
     def _queue(
         self,

@@ -22,12 +22,14 @@ from rollon.ledger.hot_path import (
     BatchObserver,
     BatchParticipant,
     GroupCommitter,
+    HotPath,
 )
 from rollon.ledger.journal import Checkpoint, sign_checkpoint
 from rollon.ledger.queries import get_account
 from rollon.ledger.schema import accounts, checkpoints
 from rollon.ledger.storage import initialize_head, insert_checkpoint, lock_head, write_transaction
 from rollon.ledger.transfers import Result, Transfer
+from rollon.ledger.writer_process import WriterProcess
 
 _Ticket = TypeVar("_Ticket")
 
@@ -88,17 +90,33 @@ class Ledger:
         clock_ns: Callable[[], int] = time.time_ns,
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         observer: BatchObserver | None = None,
+        writer_process: bool = False,
+        preload: Sequence[str] = (),
     ) -> None:
+        """`writer_process`: run the hot path's writer in a child process (see
+        writer_process), for servers; `preload` names the modules of the participants
+        and tickets it will be handed. Its clock is then the system's."""
         self.engine = engine
         self.signing_key = signing_key
         self._clock_ns = clock_ns
-        self.hot_path = GroupCommitter(
-            engine,
-            signing_key=signing_key,
-            clock_ns=clock_ns,
-            checkpoint_every=checkpoint_every,
-            observer=observer,
-        )
+        self.hot_path: HotPath
+        if writer_process:
+            assert clock_ns is time.time_ns, "a writer process keeps the system's clock"
+            self.hot_path = WriterProcess(
+                engine,
+                signing_key=signing_key,
+                checkpoint_every=checkpoint_every,
+                observer=observer,
+                preload=preload,
+            )
+        else:
+            self.hot_path = GroupCommitter(
+                engine,
+                signing_key=signing_key,
+                clock_ns=clock_ns,
+                checkpoint_every=checkpoint_every,
+                observer=observer,
+            )
 
     def close(self) -> None:
         self.hot_path.close()
@@ -161,14 +179,27 @@ class Ledger:
         """The hot path: one result per transfer, returned once the batch is durable."""
         return self.hot_path.submit(transfers)
 
-    async def submit_async(
+    async def submit_async(self, transfers: Sequence[Transfer]) -> list[Result]:
+        """The hot path from an event loop."""
+        return await self.hot_path.submit_async(transfers)
+
+    def submit_joined(
         self,
         transfers: Sequence[Transfer],
-        joining: tuple[BatchParticipant[_Ticket], _Ticket] | None = None,
-    ) -> list[Result]:
-        """The hot path from an event loop; a participant joined with a ticket commits its
-        rows with the transfers (see hot_path.BatchParticipant)."""
-        return await self.hot_path.submit_async(transfers, joining)
+        participant: BatchParticipant[_Ticket],
+        ticket: _Ticket,
+        timeout_s: float = 30.0,
+    ) -> tuple[list[Result], _Ticket]:
+        """The hot path with a participant, whose rows commit with the transfers (see
+        hot_path.BatchParticipant): the results, and the ticket as the participant left it
+        (a copy when the writer runs in its own process: use the one returned)."""
+        return self.hot_path.submit_joined(transfers, participant, ticket, timeout_s)
+
+    async def submit_joined_async(
+        self, transfers: Sequence[Transfer], participant: BatchParticipant[_Ticket], ticket: _Ticket
+    ) -> tuple[list[Result], _Ticket]:
+        """`submit_joined` from an event loop."""
+        return await self.hot_path.submit_joined_async(transfers, participant, ticket)
 
     def issue(
         self,

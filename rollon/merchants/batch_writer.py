@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +33,16 @@ class _Write:
     failure: IntegrityError | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _WithoutResults(Generic[T]):
+    """A write that needs no transfers' results."""
+
+    work: Callable[[Connection], T]
+
+    def __call__(self, connection: Connection, _results: Sequence[Result]) -> T:
+        return self.work(connection)
+
+
 def _result_of(ticket: _Write) -> Any:
     """What a committed write returned, or the IntegrityError it raised."""
     if ticket.failure is not None:
@@ -41,7 +51,11 @@ def _result_of(ticket: _Write) -> Any:
 
 
 class BatchWriter:
-    """Runs writes in the ledger's batch transactions; `write` returns once durable."""
+    """Runs writes in the ledger's batch transactions; `write` returns once durable.
+
+    The writer may run in another process (see rollon.ledger.writer_process): a write's
+    work and what it returns must pickle. Give module-level functions (with
+    `functools.partial`) or methods of module-level dataclasses, holding plain values."""
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
@@ -50,7 +64,7 @@ class BatchWriter:
         """Run `work` in the next batch's transaction (in a savepoint of its own) and return
         its result once committed. An IntegrityError it raises is raised here, its write
         rolled back alone; any other database error fails the batch (StorageUnavailable)."""
-        _, result = self.submit([], lambda connection, _results: work(connection))
+        _, result = self.submit([], _WithoutResults(work))
         return result
 
     def submit(
@@ -59,26 +73,29 @@ class BatchWriter:
         """Submit `transfers` to the ledger and run `work` in the same transaction, once they
         are decided, with their results (so a record of them commits atomically with them).
         Returns the results and what `work` returned; raises as `write` does."""
-        ticket = _Write(work)
-        results = self._ledger.hot_path.submit(
-            transfers, timeout_s=WAIT_TIMEOUT_S, joining=(self, ticket)
+        results, ticket = self._ledger.submit_joined(
+            transfers, SAVEPOINT_WRITES, _Write(work), timeout_s=WAIT_TIMEOUT_S
         )
         return results, _result_of(ticket)
 
     async def write_async(self, work: Callable[[Connection], T]) -> T:
         """`write` from an event loop: the loop serves others while the batch commits."""
-        _, result = await self.submit_async([], lambda connection, _results: work(connection))
+        _, result = await self.submit_async([], _WithoutResults(work))
         return result
 
     async def submit_async(
         self, transfers: Sequence[Transfer], work: Callable[[Connection, Sequence[Result]], T]
     ) -> tuple[list[Result], T]:
         """`submit` from an event loop, with no thread held while the batch commits."""
-        ticket = _Write(work)
-        results = await self._ledger.hot_path.submit_async(transfers, joining=(self, ticket))
+        results, ticket = await self._ledger.submit_joined_async(
+            transfers, SAVEPOINT_WRITES, _Write(work)
+        )
         return results, _result_of(ticket)
 
-    # -- the ledger's BatchParticipant protocol, on its writer thread -------------------------
+
+class SavepointWrites:
+    """The ledger's BatchParticipant that runs the writes, on its writer (thread or process)."""
+
     def before_decide(self, connection: Connection, tickets: Sequence[_Write]) -> list[bool]:
         """Nothing to read first: no write is ever withdrawn."""
         return [False] * len(tickets)
@@ -99,3 +116,6 @@ class BatchWriter:
                     cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
                     ticket.failure = error
                 cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+
+
+SAVEPOINT_WRITES = SavepointWrites()

@@ -554,11 +554,8 @@ class PaymentRequests:
     def _close(self, row: _Row, closing: _Stored) -> _Row:
         """Freeze the attempt, then spend its id in the ledger (see the module's doc)."""
         assert closing in _CLOSING
-        guard = [payment_requests.c.id == row.id, payment_requests.c.status == _Stored.OPEN]
-        if closing is _Stored.EXPIRING:
-            guard.append(payment_requests.c.expires_at_s <= self._now_s())
-        freeze = payment_requests.update().where(*guard).values(status=closing.value)
-        self._writer.write(lambda connection: connection.execute(freeze))
+        expired_by_s = self._now_s() if closing is _Stored.EXPIRING else None
+        self._writer.write(partial(_freeze_request, row.id, closing, expired_by_s))
         frozen = self._load(row.id)
         assert frozen is not None
         return self._finish_closing(frozen) if frozen.status in _CLOSING else frozen
@@ -579,16 +576,7 @@ class PaymentRequests:
         if result is Result.EXISTS_WITH_DIFFERENT_FIELDS:
             return self._sync(row)  # a payment of this attempt landed first: it stands
         assert result in STATE_DEPENDENT_FAILURES or result is Result.ID_ALREADY_FAILED, result
-        close = (
-            payment_requests.update()
-            .where(
-                payment_requests.c.id == row.id,
-                payment_requests.c.status == row.status.value,
-                payment_requests.c.attempt == row.attempt,
-            )
-            .values(status=_CLOSING[row.status].value, closed_at_ns=self._clock_ns())
-        )
-        self._writer.write(lambda connection: connection.execute(close))
+        self._writer.write(partial(_close_attempt, row, _CLOSING[row.status], self._clock_ns()))
         closed = self._load(row.id)
         assert closed is not None and closed.status in (_CLOSING[row.status], _Stored.PAID)
         if closed.status is not _Stored.PAID:
@@ -875,16 +863,7 @@ class PaymentRequests:
 
     def _next_attempt(self, row: _Row) -> _Row:
         """Move an open request past an attempt whose id failed for good in the ledger."""
-        next_attempt = (
-            payment_requests.update()
-            .where(
-                payment_requests.c.id == row.id,
-                payment_requests.c.attempt == row.attempt,
-                payment_requests.c.status == _Stored.OPEN.value,
-            )
-            .values(attempt=row.attempt + 1)
-        )
-        self._writer.write(lambda connection: connection.execute(next_attempt))
+        self._writer.write(partial(_advance_attempt, row))
         fresh = self._load(row.id)
         assert fresh is not None and fresh.attempt >= row.attempt
         return fresh
@@ -926,8 +905,46 @@ class PaymentRequests:
         return self._clock_ns() // NS_PER_S
 
 
+# The writes below run in the ledger's writer, which may be another process: module-level
+# functions of plain values, which pickle (see BatchWriter).
 def _insert_request(row: dict[str, Any], connection: Connection) -> None:
     _INSERT_REQUEST.run(connection, row)
+
+
+def _freeze_request(
+    request_id: UUID, closing: _Stored, expired_by_s: int | None, connection: Connection
+) -> None:
+    """Freeze an open request on its way to `closing` (if expiring: once it has expired)."""
+    guard = [payment_requests.c.id == request_id, payment_requests.c.status == _Stored.OPEN]
+    if expired_by_s is not None:
+        guard.append(payment_requests.c.expires_at_s <= expired_by_s)
+    connection.execute(payment_requests.update().where(*guard).values(status=closing.value))
+
+
+def _close_attempt(row: _Row, closing: _Stored, closed_at_ns: int, connection: Connection) -> None:
+    """Move a frozen request on to `closing`, if it is still at the same status and attempt."""
+    connection.execute(
+        payment_requests.update()
+        .where(
+            payment_requests.c.id == row.id,
+            payment_requests.c.status == row.status.value,
+            payment_requests.c.attempt == row.attempt,
+        )
+        .values(status=closing.value, closed_at_ns=closed_at_ns)
+    )
+
+
+def _advance_attempt(row: _Row, connection: Connection) -> None:
+    """Move an open request past its attempt `row.attempt`."""
+    connection.execute(
+        payment_requests.update()
+        .where(
+            payment_requests.c.id == row.id,
+            payment_requests.c.attempt == row.attempt,
+            payment_requests.c.status == _Stored.OPEN.value,
+        )
+        .values(attempt=row.attempt + 1)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ reconversion, which keep the guarantee fund's mirror in step.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
 
@@ -105,12 +106,25 @@ async def post_transfer(request: Request) -> Response:
             )
         ]
 
-    def answer_of(results: Sequence[Result]) -> Answer:
+    return await idempotency.submit(
+        principal, body, state.ledger, prepare, _TransferAnswer(transfer_id, body)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _TransferAnswer:
+    """A transfer's answer for its result (run by the ledger's writer: see Answerer)."""
+
+    transfer_id: UUID
+    body: TransferIn
+
+    def __call__(self, results: Sequence[Result]) -> Answer:
         (result,) = results
+        body = self.body
         if result not in (Result.OK, Result.EXISTS):
             raise problem_for_result(result, _detail(result, body))
         answer = TransferOut(
-            id=transfer_id,
+            id=self.transfer_id,
             source_id=body.source_id,
             destination_id=body.destination_id,
             amount=body.amount,
@@ -118,8 +132,6 @@ async def post_transfer(request: Request) -> Response:
             result="ok" if result is Result.OK else "exists",
         )
         return json_answer(201 if result is Result.OK else 200, answer)
-
-    return await idempotency.submit(principal, body, state.ledger, prepare, answer_of)
 
 
 def _detail(result: Result, body: TransferIn) -> str:
