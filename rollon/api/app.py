@@ -89,7 +89,13 @@ def open_state(settings: Settings, metrics: Metrics) -> AppState:
     prepare_database(engine)
     prepare_signing_key(settings.signing_key_file)
     signing_key = load_key(settings.signing_key_file)
-    ledger = Ledger(engine, signing_key=signing_key, observer=metrics.observe_batch)
+    ledger = Ledger(
+        engine,
+        signing_key=signing_key,
+        observer=metrics.observe_batch,
+        writer_process=settings.writer_process,
+        preload=(__name__,),  # the routes' and merchants' tickets and participants
+    )
     if ledger.hot_path.wal_checkpointer is not None:
         metrics.watch_wal(ledger.hot_path.wal_checkpointer)
     limiter = FailedLoginLimiter(settings.login_failures_allowed, settings.login_failure_window_s)

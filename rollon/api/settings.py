@@ -8,6 +8,7 @@
 | ROLLON_BONUS_BPS | 0 | bonus on change paid on each issuance, in basis points |
 | ROLLON_HOST / ROLLON_PORT | 127.0.0.1 / 8000 | where `rollon serve` listens |
 | ROLLON_LOG_LEVEL | INFO | level of the JSON-lines log on stderr |
+| ROLLON_WRITER | process | the ledger's writer: a child `process`, or a server's `thread` |
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 MAX_RATE_BPS = 10_000
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
+WRITERS = ("process", "thread")
 
 
 class SettingsError(ValueError):
@@ -54,6 +56,18 @@ class Settings:
     # How long a checked token stays trusted in one process: revocation by another process
     # takes effect within this time (at once in the process that revoked it).
     token_cache_ttl_s: float = 2.0
+    # The ledger's writer in a child process: under load it then runs beside the event loop
+    # instead of taking turns with it at the GIL (see rollon.ledger.writer_process).
+    writer: str = "process"
+
+    @property
+    def writer_process(self) -> bool:
+        """Whether the ledger's writer runs in a child process: as `writer` says, except on
+        an in-memory SQLite database, which only this process can open."""
+        in_memory = (
+            self.database_url.startswith("sqlite") and sqlite_path(self.database_url) is None
+        )
+        return self.writer == "process" and not in_memory
 
     def __post_init__(self) -> None:
         for name in ("fee_bps", "bonus_bps"):
@@ -73,6 +87,8 @@ class Settings:
             ) from None
         if backend not in SUPPORTED_DATABASES:
             raise SettingsError(f"{backend} is not supported: use SQLite or PostgreSQL")
+        if self.writer not in WRITERS:
+            raise SettingsError(f"the writer runs in a process or a thread, not {self.writer!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -95,6 +111,8 @@ class Settings:
             values["host"] = env["ROLLON_HOST"]
         if "ROLLON_LOG_LEVEL" in env:
             values["log_level"] = env["ROLLON_LOG_LEVEL"].upper()
+        if "ROLLON_WRITER" in env:
+            values["writer"] = env["ROLLON_WRITER"].lower()
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "signing_key_file" not in values:
             url = str(values.get("database_url", DEFAULT_DATABASE_URL))

@@ -10,6 +10,7 @@ import pytest
 
 from rollon.api.problems import RESULT_STATUS, SUCCESSES, problem_for_result
 from rollon.ledger.transfers import Result
+from rollon.ledger.writer_process import WriterProcess
 from tests.api.conftest import Api
 
 pytestmark = pytest.mark.anyio
@@ -221,14 +222,15 @@ async def test_overloaded_ledger_is_503_with_retry_after(api: Api) -> None:
 
     token, body = await _pay(api)
 
-    inbox = api.state.ledger.hot_path._inbox
-    room = inbox._max_requests
-    inbox._max_requests = 0  # the queue is full: the next submission is turned away
+    writer = api.state.ledger.hot_path
+    assert isinstance(writer, WriterProcess)
+    room = writer._max_queued
+    writer._max_queued = 0  # the queue is full: the next submission is turned away
     try:
         answer = await api.client.post(
             "/v1/transfers", json=body, headers={**token, "Idempotency-Key": str(uuid4())}
         )
     finally:
-        inbox._max_requests = room
+        writer._max_queued = room
     assert (answer.status_code, answer.json()["code"]) == (503, "ledger_overloaded")
     assert answer.headers["retry-after"] == "1"

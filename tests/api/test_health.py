@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from pathlib import Path
 
 import httpx
 import pytest
 
 from rollon.api.app import create_app
+from rollon.ledger.writer_process import WriterProcess
 from tests.api.conftest import BASE_URL, Api, make_settings
 
 pytestmark = pytest.mark.anyio
@@ -19,6 +22,24 @@ async def test_healthz_checks_the_database(api: Api, path: str) -> None:
     answer = await api.client.get(path)
     assert answer.status_code == 200
     assert answer.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_healthz_and_payments_say_503_when_the_ledger_writer_is_gone(api: Api) -> None:
+    alice, token = await api.holder(balance=1_000)
+    bob, _ = await api.holder()
+    writer = api.state.ledger.hot_path
+    assert isinstance(writer, WriterProcess)
+    os.kill(writer.pid, signal.SIGKILL)
+    for _ in range(1_000):
+        if not writer.alive:
+            break
+        await asyncio.sleep(0.01)
+    answer = await api.client.get("/healthz")
+    assert (answer.status_code, answer.json()["code"]) == (503, "ledger_unavailable")
+    body = {"source_id": str(alice), "destination_id": str(bob), "amount": 10}
+    answer = await api.client.post("/v1/transfers", json=body, headers=token)
+    assert (answer.status_code, answer.json()["code"]) == (503, "storage_unavailable")
+    assert answer.headers["retry-after"] == "1"
 
 
 async def test_healthz_says_503_when_the_database_is_gone(tmp_path: Path) -> None:

@@ -15,6 +15,20 @@ def test_defaults() -> None:
     assert settings.signing_key_file == Path("rollon.key")
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert (settings.fee_bps, settings.bonus_bps) == (300, 0)
+    assert settings.writer == "process" and settings.writer_process
+
+
+@pytest.mark.parametrize(
+    ("env", "writer_process"),
+    [
+        ({"ROLLON_WRITER": "thread"}, False),
+        ({"ROLLON_WRITER": "Process"}, True),
+        ({"ROLLON_DATABASE_URL": "postgresql://u@h/db"}, True),
+        ({"ROLLON_DATABASE_URL": "sqlite://"}, False),  # no other process can open it
+    ],
+)
+def test_where_the_ledger_writer_runs(env: dict[str, str], writer_process: bool) -> None:
+    assert Settings.from_env(env).writer_process is writer_process
 
 
 def test_environment_then_flags() -> None:
@@ -56,6 +70,7 @@ def test_the_key_sits_next_to_the_sqlite_file(url: str, key: Path) -> None:
         ({"ROLLON_PORT": "70000"}, "port must be between 1 and 65535"),
         ({"ROLLON_DATABASE_URL": "nonsense"}, "not a database URL"),
         ({"ROLLON_DATABASE_URL": "oracle://x/y"}, "oracle is not supported"),
+        ({"ROLLON_WRITER": "fiber"}, "in a process or a thread, not 'fiber'"),
     ],
 )
 def test_bad_values_are_refused_by_name(env: dict[str, str], message: str) -> None:

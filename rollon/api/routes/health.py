@@ -1,5 +1,6 @@
-"""Liveness and metrics: `GET /v1/healthz` (checks the database) and `GET /v1/metrics`
-(Prometheus). Both need no token, and are also served at `/healthz` and `/metrics`."""
+"""Liveness and metrics: `GET /v1/healthz` (checks the database and the ledger's writer) and
+`GET /v1/metrics` (Prometheus). Both need no token, and are also served at `/healthz` and
+`/metrics`."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ class Health(BaseModel):
 
 
 def _check(state: StateDep) -> Health:
+    if not state.ledger.hot_path.alive:
+        log.error("health check: the ledger's writer stopped")
+        raise ProblemError(
+            503, "ledger_unavailable", "Ledger unavailable", "the ledger's writer has stopped"
+        )
     try:
         with state.engine.connect() as connection:
             connection.execute(sa.select(1)).scalar_one()
@@ -42,8 +48,10 @@ def _check(state: StateDep) -> Health:
 
 @router.get(
     "/healthz",
-    summary="Is the service up? (checks the database)",
-    responses={503: {"model": Problem, "description": "The database does not answer"}},
+    summary="Is the service up? (checks the database and the ledger's writer)",
+    responses={
+        503: {"model": Problem, "description": "The database or the ledger's writer is down"}
+    },
 )
 def healthz(state: StateDep) -> Health:
     return _check(state)
