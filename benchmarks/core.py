@@ -47,7 +47,7 @@ from benchmarks.raw_ledger import RawLedger
 from benchmarks.suite import SuiteResult, median, percentile
 from rollon.ledger import operations, queries
 from rollon.ledger.accounts import AccountKind, LedgerCode
-from rollon.ledger.hot_path import BatchReport, GroupCommitter
+from rollon.ledger.hot_path import BatchReport, HotPath
 from rollon.ledger.service import Ledger, install_chart
 from rollon.ledger.state_machine import MAX_BATCH_TRANSFERS
 from rollon.ledger.storage import create_engine, normalize_url
@@ -333,7 +333,7 @@ def lone_latency(database: Database, count: int, rng: random.Random) -> tuple[li
 GROWTH_ACCOUNTS = 100  # each is in ~2% of transfers: full history pages from 10k on
 
 
-def grow(committer: GroupCommitter, accounts: Sequence[UUID], count: int, seed: int) -> float:
+def grow(committer: HotPath, accounts: Sequence[UUID], count: int, seed: int) -> float:
     """Append `count` payments through the hot path in full batches; returns transfers/s."""
     rng = random.Random(seed)
     started = time.perf_counter()
