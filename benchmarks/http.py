@@ -2,14 +2,16 @@
 (uvicorn, auth, validation, idempotency, ledger, commit), against a bare FastAPI endpoint that
 takes the same JSON body, measured in the same run on the same machine.
 
-- One server process at a time, on 127.0.0.1: `rollon`'s app (its lifespan: Ledger, group
-  commit, idempotency store) or the bare app. One process, because the ledger has one
-  group-commit writer per process and the machine has two cores: a second server process
-  splits the batches (two writers taking turns at the journal head) while competing with
-  the load generator for the same cores. Measured with two uvicorn workers each: the
-  service stayed at 4,300-4,500 payments/s, and the bare app went from 10,500 to
-  14,700-16,900/s. The bare app runs in one process as well, so the ratio compares like
-  with like. Both servers are uvicorn with the service's HTTP parser (httptools, a
+- One server process each, on 127.0.0.1: `rollon`'s app (its lifespan: Ledger, group
+  commit, idempotency store) or the bare app. The service's server has its ledger writer
+  in a second process, as `rollon serve` does (rollon.ledger.writer_process): one writer
+  per database, beside one event loop. Not two server processes, because the ledger
+  commits through one writer per server process and the machine has two cores: a second
+  server splits the batches (two writers taking turns at the journal head) while competing
+  with the load generator for the same cores. Measured with two uvicorn workers each (and
+  the writer in each server's process): the service stayed at 4,300-4,500 payments/s, and
+  the bare app went from 10,500 to 14,700-16,900/s. The bare app runs in one process as
+  well. Both servers are uvicorn with the service's HTTP parser (httptools, a
   dependency of the service): with uvicorn's pure-Python h11 parser instead, the service
   answered 25-35% fewer payments and the bare app half as many, which made the ratio look
   better than the service is.
@@ -374,7 +376,7 @@ def _measure(kind: str, plan: Plan, result: SuiteResult) -> None:
 def run(quick: bool) -> SuiteResult:
     plan = QUICK if quick else FULL
     result = SuiteResult()
-    result.figures["http_server_processes"] = 1
+    result.figures["http_server_processes"] = 1  # and the service's ledger writer process
     result.figures["http_client_connections"] = CONNECTIONS
     kinds = ["sqlite"] + (["postgres"] if _postgres_url() else [])
     for kind in kinds:

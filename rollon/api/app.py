@@ -16,6 +16,7 @@ import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -30,6 +31,7 @@ from rollon.api.gc_policy import serving
 from rollon.api.hot_route import HotRoutes
 from rollon.api.idempotency import IdempotencyStore
 from rollon.api.login_limiter import FailedLoginLimiter
+from rollon.api.logs import configure_logging
 from rollon.api.metrics import Metrics, RequestMetricsMiddleware
 from rollon.api.middleware import BodyLimitMiddleware, LastResortMiddleware
 from rollon.api.problems import install_problem_handlers, problem_openapi
@@ -39,6 +41,7 @@ from rollon.api.state import AppState
 from rollon.ledger.audit.statements import MAX_STATEMENT_BYTES
 from rollon.ledger.service import Ledger
 from rollon.ledger.storage import create_engine
+from rollon.ledger.writer_process import ChildSetup
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +96,7 @@ def open_state(settings: Settings, metrics: Metrics) -> AppState:
         engine,
         signing_key=signing_key,
         observer=metrics.observe_batch,
-        writer_process=settings.writer_process,
-        preload=(__name__,),  # the routes' and merchants' tickets and participants
+        writer_process=_writer_setup(settings) if settings.writer_process else None,
     )
     if ledger.hot_path.wal_checkpointer is not None:
         metrics.watch_wal(ledger.hot_path.wal_checkpointer)
@@ -114,6 +116,12 @@ def open_state(settings: Settings, metrics: Metrics) -> AppState:
         metrics=metrics,
         account_kinds=AccountKinds(engine),
     )
+
+
+def _writer_setup(settings: Settings) -> ChildSetup:
+    """The ledger's writer process: it knows this app's tickets and participants (of the
+    routes and merchants), and logs as `rollon serve` does."""
+    return ChildSetup(preload=(__name__,), on_start=partial(configure_logging, settings.log_level))
 
 
 def close_state(state: AppState) -> None:

@@ -29,7 +29,7 @@ from rollon.ledger.queries import get_account
 from rollon.ledger.schema import accounts, checkpoints
 from rollon.ledger.storage import initialize_head, insert_checkpoint, lock_head, write_transaction
 from rollon.ledger.transfers import Result, Transfer
-from rollon.ledger.writer_process import WriterProcess
+from rollon.ledger.writer_process import ChildSetup, WriterProcess
 
 _Ticket = TypeVar("_Ticket")
 
@@ -90,24 +90,22 @@ class Ledger:
         clock_ns: Callable[[], int] = time.time_ns,
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         observer: BatchObserver | None = None,
-        writer_process: bool = False,
-        preload: Sequence[str] = (),
+        writer_process: ChildSetup | None = None,
     ) -> None:
-        """`writer_process`: run the hot path's writer in a child process (see
-        writer_process), for servers; `preload` names the modules of the participants
-        and tickets it will be handed. Its clock is then the system's."""
+        """`writer_process`: run the hot path's writer in a child process started so (see
+        writer_process), for servers; its clock is then the system's. Else a thread."""
         self.engine = engine
         self.signing_key = signing_key
         self._clock_ns = clock_ns
         self.hot_path: HotPath
-        if writer_process:
+        if writer_process is not None:
             assert clock_ns is time.time_ns, "a writer process keeps the system's clock"
             self.hot_path = WriterProcess(
                 engine,
                 signing_key=signing_key,
                 checkpoint_every=checkpoint_every,
                 observer=observer,
-                preload=preload,
+                setup=writer_process,
             )
         else:
             self.hot_path = GroupCommitter(

@@ -72,6 +72,17 @@ _BATCH = "batch"  # (tag, BatchReport)
 _Outcome = tuple[list[Result], Any] | BaseException  # (results, ticket) or what went wrong
 
 
+@dataclass(frozen=True, slots=True)
+class ChildSetup:
+    """How a writer process starts. `preload`: modules the forkserver imports once, so that
+    children unpickle the participants and tickets of those modules without importing them
+    each time. `on_start`: called first thing in the child (to set up its logging as the
+    server's, say); it must pickle."""
+
+    preload: tuple[str, ...] = ()
+    on_start: Callable[[], None] | None = None
+
+
 @dataclass(slots=True)
 class _Waiting:
     """A request in flight: its loop's future, or a thread's concurrent future."""
@@ -91,10 +102,8 @@ class WriterProcess:
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         observer: BatchObserver | None = None,
         max_queued_requests: int = MAX_QUEUED_REQUESTS,
-        preload: Sequence[str] = (),
+        setup: ChildSetup = ChildSetup(),
     ) -> None:
-        """`preload`: modules the forkserver imports once, so that children unpickle the
-        participants and tickets of those modules without importing them each time."""
         assert checkpoint_every > 0 and max_queued_requests > 0
         url = engine.url
         assert url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:"), (
@@ -110,12 +119,12 @@ class WriterProcess:
                 serialization.NoEncryption(),
             )
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__, *preload])
+        context.set_forkserver_preload([__name__, *setup.preload])
         requests_out, self._requests = context.Pipe(duplex=False)
         self._replies, replies_in = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_serve,
-            args=(url.render_as_string(hide_password=False), key, checkpoint_every),
+            args=(url.render_as_string(hide_password=False), key, checkpoint_every, setup.on_start),
             kwargs={
                 "max_queued": max_queued_requests,
                 "requests": requests_out,
@@ -338,6 +347,7 @@ def _serve(
     url: str,
     signing_key: bytes | None,
     checkpoint_every: int,
+    on_start: Callable[[], None] | None,
     *,
     max_queued: int,
     requests: Pipe,
@@ -348,6 +358,8 @@ def _serve(
     # SIGTERM sent to the whole process group must not cut the queue short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if on_start is not None:
+        on_start()
     send_lock = threading.Lock()
 
     def send(message: tuple[str, Any]) -> None:

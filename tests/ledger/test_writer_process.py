@@ -10,6 +10,8 @@ import signal
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +23,7 @@ from rollon.ledger.hot_path import BatchReport, StorageUnavailable
 from rollon.ledger.service import Ledger
 from rollon.ledger.transfers import Result
 from rollon.ledger.verify import verify_database
-from rollon.ledger.writer_process import WriterProcess
+from rollon.ledger.writer_process import ChildSetup, WriterProcess
 from tests.ledger.builders import balance_of, member, transfer
 from tests.ledger.test_hot_path_participants import Notes, _notes, notes_table  # noqa: F401
 
@@ -31,7 +33,9 @@ DEATH_TIMEOUT_S = 10.0
 @pytest.fixture
 def process_ledger(engine: Engine, signing_key: Ed25519PrivateKey) -> Iterator[Ledger]:
     """A Ledger whose writer runs in a child process."""
-    opened = Ledger(engine, signing_key=signing_key, checkpoint_every=10, writer_process=True)
+    opened = Ledger(
+        engine, signing_key=signing_key, checkpoint_every=10, writer_process=ChildSetup()
+    )
     assert isinstance(opened.hot_path, WriterProcess)
     yield opened
     opened.close()
@@ -113,7 +117,9 @@ def test_batch_reports_reach_the_observer_in_this_process(
     engine: Engine, signing_key: Ed25519PrivateKey
 ) -> None:
     reports: list[BatchReport] = []
-    ledger = Ledger(engine, signing_key=signing_key, writer_process=True, observer=reports.append)
+    ledger = Ledger(
+        engine, signing_key=signing_key, writer_process=ChildSetup(), observer=reports.append
+    )
     try:
         payer, payee = member(ledger, "Payer", funded=100).id, member(ledger, "Payee").id
         ledger.submit([transfer(payer, payee, 60)])
@@ -194,4 +200,22 @@ def test_an_answer_that_cannot_come_back_is_an_error_not_a_hang(
 def test_a_database_only_this_process_can_open_is_refused() -> None:
     engine = sa.create_engine("sqlite://")
     with pytest.raises(AssertionError, match="open itself"):
-        Ledger(engine, writer_process=True)
+        Ledger(engine, writer_process=ChildSetup())
+
+
+def _mark_started(path: Path) -> None:
+    path.write_text(str(os.getpid()))
+
+
+def test_the_child_runs_its_setup_first(engine: Engine, tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    setup = ChildSetup(on_start=partial(_mark_started, marker))
+    ledger = Ledger(engine, writer_process=setup)
+    try:
+        writer = ledger.hot_path
+        assert isinstance(writer, WriterProcess)
+        payer, payee = member(ledger, "Payer", funded=10).id, member(ledger, "Payee").id
+        assert ledger.submit([transfer(payer, payee, 1)]) == [Result.OK]
+        assert marker.read_text() == str(writer.pid)  # in the child, not here
+    finally:
+        ledger.close()
