@@ -100,6 +100,11 @@ class Answer:
     media_type: str
     body: bytes
 
+    def __reduce__(self) -> tuple[type[Answer], tuple[int, str, bytes]]:
+        # Answers cross to the ledger's writer process and back with every keyed payment: a
+        # tuple of plain values pickles in C, a slots dataclass's state in Python.
+        return Answer, (self.status_code, self.media_type, self.body)
+
     def response(self, *, replayed: bool = False) -> Response:
         headers = {REPLAYED_HEADER: "true"} if replayed else None
         return Response(
@@ -118,6 +123,9 @@ class KeptAnswer:
 
     request_sha256: bytes
     answer: Answer
+
+    def __reduce__(self) -> tuple[type[KeptAnswer], tuple[bytes, Answer]]:
+        return KeptAnswer, (self.request_sha256, self.answer)  # see Answer.__reduce__
 
 
 @dataclass(slots=True)
@@ -158,6 +166,26 @@ class KeptInBatch:
 
     def __post_init__(self) -> None:
         assert 0 < len(self.identity[1]) <= MAX_IDEMPOTENCY_KEY_LENGTH
+
+    def __reduce__(self) -> tuple[Callable[..., KeptInBatch], tuple[Any, ...]]:
+        token_id, key = self.identity  # see Answer.__reduce__
+        state = (self.answer_of, self.kept, self.kept_own, self.failure)
+        return _kept_in_batch, (token_id.bytes, key, self.request_sha256, *state)
+
+
+def _kept_in_batch(
+    token_id: bytes,
+    key: str,
+    request_sha256: bytes,
+    answer_of: Answerer,
+    kept: KeptAnswer | None,
+    kept_own: bool,
+    failure: BaseException | None,
+) -> KeptInBatch:
+    """A KeptInBatch from what its `__reduce__` gave."""
+    return KeptInBatch(
+        (UUID(bytes=token_id), key), request_sha256, answer_of, kept, kept_own, failure
+    )
 
 
 class KeyedAnswers:
@@ -444,6 +472,9 @@ class _Answering:
     refusal: Answer | None
     answer_of: Answerer
     path: str
+
+    def __reduce__(self) -> tuple[type[_Answering], tuple[Any, ...]]:
+        return _Answering, (self.refusal, self.answer_of, self.path)  # see Answer.__reduce__
 
     def __call__(self, results: Sequence[Result]) -> Answer:
         if self.refusal is not None:

@@ -242,13 +242,7 @@ class _LoopDoorbell:
         # Runs in the loop. deque pops are atomic, and the writer rings after every add, so an
         # outcome added while this drains is delivered now or at the next ring.
         while self._finished:
-            waiter, outcome = self._finished.popleft()
-            if waiter.done():  # its coroutine was cancelled: the transfers stand regardless
-                continue
-            if isinstance(outcome, BaseException):
-                waiter.set_exception(outcome)
-            else:
-                waiter.set_result(outcome)
+            resolve(*self._finished.popleft())
 
 
 @dataclass(slots=True)
@@ -541,6 +535,17 @@ def _by_participant(
         if request.participant is not None:
             groups.setdefault(id(request.participant), (request.participant, []))[1].append(request)
     return list(groups.values())
+
+
+def resolve(waiter: asyncio.Future[_T] | Future[_T], outcome: _T | BaseException) -> None:
+    """Give a waiting submitter its outcome, unless it stopped waiting: a coroutine that was
+    cancelled (its transfers stand regardless)."""
+    if waiter.done():
+        return
+    if isinstance(outcome, BaseException):
+        waiter.set_exception(outcome)
+    else:
+        waiter.set_result(outcome)
 
 
 def _settle(to: _Outcome, outcome: list[Result] | BaseException) -> None:

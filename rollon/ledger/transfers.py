@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntFlag, StrEnum
+from typing import Any
 from uuid import UUID
 
 from rollon.ledger.accounts import LedgerCode
@@ -100,6 +102,59 @@ class Transfer:
     timeout_s: int = 0
     memo: str = ""
     event_time_ns: int | None = None
+
+    def __reduce__(self) -> tuple[Callable[..., Transfer], tuple[Any, ...]]:
+        # Every payment crosses to the ledger's writer process and back pickled. By default
+        # a slots dataclass pickles its state through Python code, and UUIDs and enums by
+        # class: 10 µs each way. Plain values pickle in C: about 1 µs out, 4 back.
+        pending = self.pending_id
+        return _transfer, (
+            self.id.bytes,
+            self.debit_account_id.bytes,
+            self.credit_account_id.bytes,
+            self.amount,
+            self.ledger.value,
+            self.code.value,
+            int(self.flags),
+            None if pending is None else pending.bytes,
+            self.timeout_s,
+            self.memo,
+            self.event_time_ns,
+        )
+
+
+_LEDGER_CODES = {code.value: code for code in LedgerCode}
+_TRANSFER_CODES = {code.value: code for code in TransferCode}
+_FLAGS = {int(flags): flags for flags in map(TransferFlag, range(16))}
+
+
+def _transfer(
+    id_bytes: bytes,
+    debit_bytes: bytes,
+    credit_bytes: bytes,
+    amount: int,
+    ledger: str,
+    code: str,
+    flags: int,
+    pending_bytes: bytes | None,
+    timeout_s: int,
+    memo: str,
+    event_time_ns: int | None,
+) -> Transfer:
+    """A Transfer from what its `__reduce__` gave."""
+    return Transfer(
+        UUID(bytes=id_bytes),
+        UUID(bytes=debit_bytes),
+        UUID(bytes=credit_bytes),
+        amount,
+        _LEDGER_CODES[ledger],
+        _TRANSFER_CODES[code],
+        _FLAGS[flags],
+        None if pending_bytes is None else UUID(bytes=pending_bytes),
+        timeout_s,
+        memo,
+        event_time_ns,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,10 @@ writer is a child process running the same `GroupCommitter`, and the two work si
 
 Children are forked from a forkserver: a clean single-threaded process that imported the
 ledger once, so a child starts in milliseconds and inherits none of the server's threads.
+The first writer process of a program starts that forkserver, with its `ChildSetup.preload`.
+As with any forkserver child, the child imports the program's main module again: a script
+that builds a writer process must guard its main code (`if __name__ == "__main__":`), as
+`rollon`, uvicorn and pytest do.
 """
 
 from __future__ import annotations
@@ -50,10 +54,12 @@ from rollon.ledger.hot_path import (
     MAX_QUEUED_REQUESTS,
     BatchObserver,
     BatchParticipant,
+    BatchReport,
     GroupCommitter,
     LedgerHalted,
     LedgerOverloaded,
     StorageUnavailable,
+    resolve,
 )
 from rollon.ledger.state_machine import MAX_BATCH_TRANSFERS
 from rollon.ledger.storage import create_engine
@@ -66,10 +72,13 @@ _T = TypeVar("_T")
 STOP_TIMEOUT_S = 60.0
 _PARTICIPANT = "participant"  # (tag, reference, participant)
 _REQUEST = "request"  # (tag, number, transfers, participant reference or None, ticket)
-_SETTLED = "settled"  # (tag, [(number, results or error, ticket), ...])
-_BATCH = "batch"  # (tag, BatchReport)
+_SETTLED = "settled"  # (tag, [(number, (result values, ticket) or error), ...])
+_BATCH = "batch"  # (tag, (requests, transfers, result values, duration_s))
 
+# Results cross as their values: an enum pickles by class, through Python code.
+_RESULTS = {result.value: result for result in Result}
 _Outcome = tuple[list[Result], Any] | BaseException  # (results, ticket) or what went wrong
+_Sent = tuple[list[str], Any] | BaseException  # the same, results as their values
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,22 +129,23 @@ class WriterProcess:
             )
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__, *setup.preload])
-        requests_out, self._requests = context.Pipe(duplex=False)
-        self._replies, replies_in = context.Pipe(duplex=False)
+        # One-way pipes, as (receiving end, sending end).
+        child_requests, self._requests = context.Pipe(duplex=False)
+        self._replies, child_replies = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_serve,
             args=(url.render_as_string(hide_password=False), key, checkpoint_every, setup.on_start),
             kwargs={
                 "max_queued": max_queued_requests,
-                "requests": requests_out,
-                "replies": replies_in,
+                "requests": child_requests,
+                "replies": child_replies,
             },
             name="rollon-writer",
             daemon=True,
         )
         self._process.start()
-        requests_out.close()  # the child's ends: with them closed here, EOF means it is gone
-        replies_in.close()
+        child_requests.close()  # the child's ends: with them closed here, EOF means it is gone
+        child_replies.close()
         self._numbers = itertools.count()
         self._waiting: dict[int, _Waiting] = {}
         self._participants: dict[int, tuple[int, BatchParticipant[Any]]] = {}  # by id()
@@ -265,10 +275,12 @@ class WriterProcess:
             except (EOFError, OSError):
                 break
             if tag == _SETTLED:
-                self._settle(payload)
+                self._settle([(number, _received(outcome)) for number, outcome in payload])
             elif self._observer is not None:
+                requests, transfers, values, duration_s = payload
+                results = [_RESULTS[value] for value in values]
                 try:
-                    self._observer(payload)
+                    self._observer(BatchReport(requests, transfers, results, duration_s))
                 except Exception:  # metrics must never stop the ledger
                     log.exception("the batch observer failed")
         self._stopped = self._stopped or StorageUnavailable("the ledger's writer process stopped")
@@ -282,7 +294,7 @@ class WriterProcess:
         for number, outcome in settled:
             waiting = self._waiting.pop(number)
             if waiting.loop is None:
-                _set(waiting.future, outcome)
+                resolve(waiting.future, outcome)
             else:
                 by_loop[waiting.loop].append((waiting.future, outcome))
         for loop, outcomes in by_loop.items():
@@ -310,18 +322,16 @@ class WriterProcess:
             self.wal_checkpointer.close()
 
 
-def _set(future: Any, outcome: _Outcome) -> None:
-    if future.done():  # its submitter was cancelled: the transfers stand regardless
-        return
+def _received(outcome: _Sent) -> _Outcome:
     if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+        return outcome
+    values, ticket = outcome
+    return [_RESULTS[value] for value in values], ticket
 
 
 def _deliver(outcomes: list[tuple[Any, _Outcome]]) -> None:
     for future, outcome in outcomes:
-        _set(future, outcome)
+        resolve(future, outcome)
 
 
 # -- the child --------------------------------------------------------------------------------
@@ -330,17 +340,23 @@ class _PipeDoorbell:
 
     def __init__(self, send: Callable[[tuple[str, Any]], None]) -> None:
         self._send = send
-        self._settled: list[tuple[int, _Outcome]] = []
+        self._settled: list[tuple[int, _Sent]] = []
 
     def add(self, key: tuple[int, Any], outcome: list[Result] | BaseException) -> None:
         number, ticket = key
-        self._settled.append(
-            (number, outcome if isinstance(outcome, BaseException) else (outcome, ticket))
-        )
+        if isinstance(outcome, BaseException):
+            self._settled.append((number, outcome))
+        else:
+            self._settled.append((number, ([result.value for result in outcome], ticket)))
 
     def ring(self) -> None:
         settled, self._settled = self._settled, []
         self._send((_SETTLED, settled))
+
+
+def _report_values(report: BatchReport) -> tuple[int, int, list[str], float]:
+    values = [result.value for result in report.results]
+    return report.requests, report.transfers, values, report.duration_s
 
 
 def _serve(
@@ -384,7 +400,7 @@ def _serve(
         signing_key=key,
         checkpoint_every=checkpoint_every,
         max_queued_requests=max_queued,
-        observer=lambda report: send((_BATCH, report)),
+        observer=lambda report: send((_BATCH, _report_values(report))),
         checkpoint_wal=False,  # the parent's thread does it
     )
     doorbell = _PipeDoorbell(send)

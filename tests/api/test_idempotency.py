@@ -4,12 +4,15 @@ in the database across restarts, and never a second payment under concurrency.""
 from __future__ import annotations
 
 import asyncio
+import pickle
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from rollon.api.idempotency import REPLAYED_HEADER
+from rollon.api.idempotency import REPLAYED_HEADER, KeptAnswer, KeptInBatch, _Answering
+from rollon.api.problems import ProblemError, problem_for_result
+from rollon.api.routes.transfers import _TransferAnswer
 from tests.api.conftest import Api, bearer, make_settings, started
 
 pytestmark = pytest.mark.anyio
@@ -163,3 +166,24 @@ async def test_issuance_key_makes_the_operation_id(api: Api) -> None:
     )
     assert third.json()["id"] != first.json()["id"]
     assert await api.balance(alice) == 1_000
+
+
+def test_a_keyed_ticket_crosses_to_the_writer_process_and_back_whole() -> None:
+    """A keyed payment's ticket is pickled to the ledger's writer process and back: what it
+    carries out (key, fingerprint, how to answer) and what it brings back (the answer kept,
+    whose it is, or the refusal) must survive."""
+    from rollon.ledger.accounts import LedgerCode
+    from rollon.ledger.transfers import Result, Transfer, TransferCode
+
+    transfer = Transfer(uuid4(), uuid4(), uuid4(), 1_250, LedgerCode.RLN, TransferCode.TRANSFER)
+    answer_of = _Answering(None, _TransferAnswer(transfer), "/v1/transfers")
+    sent = KeptInBatch((uuid4(), "pay-bread-1"), b"\x01" * 32, answer_of)
+    out = pickle.loads(pickle.dumps(sent))
+    assert (out.identity, out.request_sha256) == (sent.identity, sent.request_sha256)
+    assert out.answer_of([Result.OK]) == answer_of([Result.OK])  # the same 201, byte for byte
+    out.kept, out.kept_own = KeptAnswer(out.request_sha256, out.answer_of([Result.OK])), True
+    out.failure = problem_for_result(Result.INSUFFICIENT_FUNDS, "cannot pay")
+    back = pickle.loads(pickle.dumps(out))
+    assert (back.kept, back.kept_own) == (out.kept, True)
+    assert isinstance(back.failure, ProblemError)
+    assert (back.failure.status_code, back.failure.code) == (422, "insufficient_funds")

@@ -3,6 +3,7 @@ real hot path, on SQLite and PostgreSQL: what the ledger answers is what it wrot
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -11,6 +12,8 @@ from uuid import UUID, uuid4
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from rollon.ledger import chart
@@ -23,6 +26,7 @@ from rollon.ledger.service import Ledger
 from rollon.ledger.state_machine import MAX_MEMO_BYTES
 from rollon.ledger.storage import MAX_EXPIRIES_PER_BATCH
 from rollon.ledger.transfers import Result, Transfer, TransferCode, TransferFlag
+from tests.ledger.budgets import PURE_PROPERTIES
 from tests.ledger.builders import ManualClock, assert_books_sound, member, transfer
 
 R = Result
@@ -373,3 +377,28 @@ def test_a_backlog_of_expiries_drains_over_bounded_batches(w: World) -> None:
     assert w.one(w.pay(1)) is R.OK
     assert w.account(w.rich).available == 10_000 - 1
     w.sound()
+
+
+@PURE_PROPERTIES
+@given(
+    st.builds(
+        Transfer,
+        id=st.uuids(),
+        debit_account_id=st.uuids(),
+        credit_account_id=st.uuids(),
+        amount=st.integers(0, MAX_AMOUNT),
+        ledger=st.sampled_from(LedgerCode),
+        code=st.sampled_from(TransferCode),
+        flags=st.sampled_from([TransferFlag(bits) for bits in range(16)]),
+        pending_id=st.none() | st.uuids(),
+        timeout_s=st.integers(0, 10**6),
+        memo=st.text(max_size=40),
+        event_time_ns=st.none() | st.integers(0, 2**62),
+    )
+)
+def test_a_transfer_pickles_back_to_itself(sent: Transfer) -> None:
+    """Transfers cross to the ledger's writer process pickled, in a format of their own."""
+    received = pickle.loads(pickle.dumps(sent))
+    assert received == sent
+    assert received.ledger is sent.ledger and received.code is sent.code
+    assert type(received.flags) is TransferFlag and received.flags == sent.flags

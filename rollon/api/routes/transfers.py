@@ -81,7 +81,15 @@ async def post_transfer(request: Request) -> Response:
         raise ProblemError(
             403, "forbidden", "Forbidden", "you may only send money from your own account"
         )
-    transfer_id = idempotency.operation_id(principal, body.id)
+    transfer = Transfer(
+        id=idempotency.operation_id(principal, body.id),
+        debit_account_id=body.source_id,
+        credit_account_id=body.destination_id,
+        amount=body.amount,
+        ledger=LedgerCode.RLN,
+        code=TransferCode.TRANSFER,
+        memo=body.memo,
+    )
 
     async def prepare() -> list[Transfer]:
         kind = await state.account_kinds.kind_of(body.destination_id)
@@ -94,20 +102,10 @@ async def post_transfer(request: Request) -> Response:
                 "Destination not allowed",
                 f"a {principal.role} may not send money to a {kind} account",
             )
-        return [
-            Transfer(
-                id=transfer_id,
-                debit_account_id=body.source_id,
-                credit_account_id=body.destination_id,
-                amount=body.amount,
-                ledger=LedgerCode.RLN,
-                code=TransferCode.TRANSFER,
-                memo=body.memo,
-            )
-        ]
+        return [transfer]
 
     return await idempotency.submit(
-        principal, body, state.ledger, prepare, _TransferAnswer(transfer_id, body)
+        principal, body, state.ledger, prepare, _TransferAnswer(transfer)
     )
 
 
@@ -115,28 +113,31 @@ async def post_transfer(request: Request) -> Response:
 class _TransferAnswer:
     """A transfer's answer for its result (run by the ledger's writer: see Answerer)."""
 
-    transfer_id: UUID
-    body: TransferIn
+    transfer: Transfer
 
     def __call__(self, results: Sequence[Result]) -> Answer:
         (result,) = results
-        body = self.body
+        transfer = self.transfer
         if result not in (Result.OK, Result.EXISTS):
-            raise problem_for_result(result, _detail(result, body))
+            raise problem_for_result(result, _detail(result, transfer))
         answer = TransferOut(
-            id=self.transfer_id,
-            source_id=body.source_id,
-            destination_id=body.destination_id,
-            amount=body.amount,
-            memo=body.memo,
+            id=transfer.id,
+            source_id=transfer.debit_account_id,
+            destination_id=transfer.credit_account_id,
+            amount=transfer.amount,
+            memo=transfer.memo,
             result="ok" if result is Result.OK else "exists",
         )
         return json_answer(201 if result is Result.OK else 200, answer)
 
+    def __reduce__(self) -> tuple[type[_TransferAnswer], tuple[Transfer]]:
+        # Pickled with each payment, beside its transfer (which pickling then sends once).
+        return _TransferAnswer, (self.transfer,)
 
-def _detail(result: Result, body: TransferIn) -> str:
+
+def _detail(result: Result, transfer: Transfer) -> str:
     if result is Result.INSUFFICIENT_FUNDS:
-        return f"account {body.source_id} cannot pay {body.amount} centimes"
+        return f"account {transfer.debit_account_id} cannot pay {transfer.amount} centimes"
     if result is Result.ID_ALREADY_FAILED:
         return "this transfer id was refused before; a retry cannot succeed: use a new id"
     if result is Result.EXISTS_WITH_DIFFERENT_FIELDS:
