@@ -4,7 +4,8 @@ Submitters put requests on a bounded queue; one writer thread per process takes 
 has queued while the previous batch committed (up to `max_batch_transfers`), decides it with
 the pure state machine under the journal head lock, and commits it in one transaction. So
 one fsync is paid per batch, not per payment. A request's future is resolved only after
-the commit returned, i.e. once it is durable.
+the commit returned, i.e. once it is durable. (A server runs this writer in a child process
+of its own, fed over a pipe: see writer_process. Both are a `HotPath`.)
 
 A request may join a `BatchParticipant` with a ticket of its own: code of a layer above (the
 API's idempotency keys) whose rows must commit atomically with the request's transfers. The
