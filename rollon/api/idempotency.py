@@ -402,14 +402,13 @@ def _select_many(
     """The kept answers of these (token, key) pairs, by primary-key seeks."""
     if not identities:
         return {}
-    if connection.dialect.name == "postgresql":
-        rows = connection.exec_driver_sql(
-            _PG_SELECT, ([t for t, _ in identities], [k for _, k in identities])
-        ).all()
-    else:
-        rows = []
-        with driver_cursor(connection) as cursor:  # a seek costs microseconds this way
-            for token_id, key in identities:
+    rows = []
+    with driver_cursor(connection) as cursor:  # also what the ledger's pipeline needs
+        if connection.dialect.name == "postgresql":
+            tokens, keys = [t for t, _ in identities], [k for _, k in identities]
+            rows = cursor.execute(_PG_SELECT, (tokens, keys)).fetchall()
+        else:
+            for token_id, key in identities:  # a seek costs microseconds this way
                 rows += cursor.execute(_SQLITE_SELECT, (token_id.hex, key)).fetchall()
     return {
         (_uuid(row[0]), row[1]): KeptAnswer(bytes(row[2]), Answer(row[3], row[4], row[5].encode()))

@@ -39,12 +39,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from rollon.ledger.journal import ChainHead, Checkpoint, sign_checkpoint
 from rollon.ledger.state_machine import MAX_BATCH_TRANSFERS, execute
-from rollon.ledger.storage import (
-    load_snapshot,
-    lock_head_for_batch,
-    open_writer,
-    write_outcome,
-)
+from rollon.ledger.storage import BatchReads, open_writer, pipelined, write_outcome
 from rollon.ledger.transfers import Result, Transfer
 from rollon.ledger.wal_checkpoints import WalCheckpointer
 
@@ -93,7 +88,9 @@ class BatchParticipant(Protocol[Ticket]):
     with the tickets in submission order, and again on a retried attempt (so they must start
     afresh each time). A database error they raise fails or retries the whole batch like the
     ledger's own; any other exception halts the ledger, so they must not raise for anything
-    but the database."""
+    but the database. On PostgreSQL, `before_decide` runs in the batch's pipeline (see
+    storage.pipelined): read through the driver's cursor (storage.driver_cursor), as
+    SQLAlchemy's results want their rows as soon as the statement is sent."""
 
     def before_decide(self, connection: Connection, tickets: Sequence[Ticket]) -> list[bool]:
         """Called before the batch is decided: one flag per ticket, True to withdraw that
@@ -474,17 +471,22 @@ class GroupCommitter:
         connection = self._connection
         try:
             with connection.begin():
-                head, next_expiry_ns = lock_head_for_batch(connection)
-                # After the lock: what a participant reads is then the latest committed.
                 joined = _by_participant(requests)
                 withdrawn: set[int] = set()
-                for participant, members in joined:
-                    flags = participant.before_decide(connection, [r.ticket for r in members])
-                    withdrawn.update(id(r) for r, flag in zip(members, flags, strict=True) if flag)
+                with pipelined(connection):  # the lock and the first reads: one round trip
+                    reads = BatchReads(connection, [r.transfers for r in requests])
+                    # Sent after the lock: what a participant reads is the latest committed.
+                    for participant, members in joined:
+                        tickets = [r.ticket for r in members]
+                        flags = participant.before_decide(connection, tickets)
+                        withdrawn.update(
+                            id(r) for r, flag in zip(members, flags, strict=True) if flag
+                        )
+                    head = reads.head()[0]
                 submitted = [r for r in requests if id(r) not in withdrawn]
                 batch = [r.transfers for r in submitted]
                 now_ns = self._clock_ns()
-                snapshot = load_snapshot(connection, head, batch, now_ns, next_expiry_ns)
+                snapshot = reads.snapshot(connection, batch, now_ns)
                 outcome = execute(snapshot, batch)
                 checkpoint = self._checkpoint(head, outcome.head)
                 write_outcome(connection, head, outcome, now_ns, checkpoint)

@@ -128,18 +128,60 @@ def open_writer(engine: Engine) -> Connection:
 
 
 @contextmanager
-def driver_cursor(connection: Connection) -> Iterator[Any]:
-    """The driver's own cursor, in the connection's transaction: no SQLAlchemy work per
-    statement. Its errors are raised as SQLAlchemy's, which the ledger's writer sorts into
+def _driver_errors(connection: Connection) -> Iterator[None]:
+    """The driver's errors, raised as SQLAlchemy's, which the ledger's writer sorts into
     retry, fail or halt."""
     dbapi_error = connection.dialect.loaded_dbapi.Error
-    cursor = connection.connection.cursor()
     try:
-        yield cursor
+        yield
     except dbapi_error as error:
         raise DBAPIError.instance(None, None, error, dbapi_error) from error
+
+
+@contextmanager
+def driver_cursor(connection: Connection) -> Iterator[Any]:
+    """The driver's own cursor, in the connection's transaction: no SQLAlchemy work per
+    statement. Its errors are raised as SQLAlchemy's."""
+    cursor = connection.connection.cursor()
+    try:
+        with _driver_errors(connection):
+            yield cursor
     finally:
         cursor.close()
+
+
+@contextmanager
+def pipelined(connection: Connection) -> Iterator[None]:
+    """On PostgreSQL, statements run in here are sent without waiting for their results,
+    which come back together when the first of them is read (psycopg's pipeline mode): a
+    batch's first reads then cost one round trip, not one each. Elsewhere, nothing changes.
+    Leaving waits for every result."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None, "a connection checked out of its pool"
+    with _driver_errors(connection), driver_connection.pipeline():
+        yield
+
+
+class _Sent:
+    """A statement of `_Driver`'s, executed on a cursor of its own and read later: in
+    `pipelined`, its result is only waited for then."""
+
+    def __init__(self, connection: Connection, sql: str, parameters: tuple[Any, ...]) -> None:
+        self._connection = connection
+        self._cursor = connection.connection.cursor()
+        with _driver_errors(connection):
+            self._cursor.execute(sql, parameters)
+
+    def rows(self) -> list[Any]:
+        """Its rows, as the driver's tuples; the cursor is closed after."""
+        try:
+            with _driver_errors(self._connection):
+                return list(self._cursor.fetchall())
+        finally:
+            self._cursor.close()
 
 
 def read_first(engine: Engine, statement: sa.Select[Any], params: dict[str, Any]) -> Any:
@@ -183,12 +225,13 @@ def lock_head(connection: Connection) -> ChainHead:
 def lock_head_for_batch(connection: Connection) -> tuple[ChainHead, int | None]:
     """`lock_head`, and when the first open hold expires (None when no hold has a timeout).
     Holds are opened and closed only under this lock, so that stays true until commit."""
-    with driver_cursor(connection) as cursor:
-        cursor.execute(_driver(connection.dialect).lock_head)
-        row = cursor.fetchone()
-    if row is None:
+    return _head_of(_Sent(connection, _driver(connection.dialect).lock_head, ()).rows())
+
+
+def _head_of(rows: list[Any]) -> tuple[ChainHead, int | None]:
+    if not rows:
         raise LedgerCorrupted("the journal head is missing: run `rollon init`")
-    seq, head_hash, timestamp_ns, next_expiry_ns = row
+    ((seq, head_hash, timestamp_ns, next_expiry_ns),) = rows
     return ChainHead(seq=seq, hash=bytes(head_hash), timestamp_ns=timestamp_ns), next_expiry_ns
 
 
@@ -599,59 +642,100 @@ class DriverStatement:
         return compiled.string, names, literals
 
 
+class BatchReads:
+    """What a batch reads first, sent at once: the head lock, then which of the requests'
+    transfer ids are known, then their accounts' balances. In `pipelined` that is one round
+    trip on PostgreSQL, shared with the first read of whoever reads next (a participant).
+
+    Read for every request given, even those a participant then withdraws: reading a few
+    more rows costs less than another round trip. All of it is read after the lock, so it
+    is the latest committed until the batch commits."""
+
+    def __init__(self, connection: Connection, requests: Sequence[Sequence[Transfer]]) -> None:
+        driver = _driver(connection.dialect)
+        self._driver = driver
+        self._lock = _Sent(connection, driver.lock_head, ())
+        batch = [t for request in requests for t in request]
+        ids, self._id_of_transfer = driver.id_list({t.id for t in batch})
+        self._known = _Sent(connection, driver.known, (ids, ids))
+        self._account_ids = _accounts_of(batch)
+        account_ids, self._id_of_account = driver.id_list(self._account_ids)
+        self._balances = _Sent(connection, driver.balances, (account_ids,))
+        self._head: tuple[ChainHead, int | None] | None = None
+
+    def head(self) -> tuple[ChainHead, int | None]:
+        """What `lock_head_for_batch` returns: the locked head, and when the first open hold
+        expires."""
+        if self._head is None:
+            self._head = _head_of(self._lock.rows())
+        return self._head
+
+    def snapshot(
+        self, connection: Connection, requests: Sequence[Sequence[Transfer]], now_ns: int
+    ) -> Snapshot:
+        """Everything the state machine needs to decide `requests` (those given at first, or
+        fewer), reading the rest (transfers sent again, holds) only when there is some."""
+        head, next_expiry_ns = self.head()
+        known = self._known.rows()
+        loaded = self._balances.rows()
+        batch = [t for request in requests for t in request]
+        batch_ids = {t.id for t in batch}
+        committed: list[UUID] = []
+        failed: dict[UUID, Result] = {}
+        for row_id, result in known:
+            transfer_id = self._id_of_transfer(row_id)
+            if transfer_id not in batch_ids:  # a withdrawn request's
+                continue
+            if result is None:
+                committed.append(transfer_id)
+            else:
+                failed[transfer_id] = _RESULTS.get(result) or Result(result)
+        existing = {}
+        if committed:
+            existing = {
+                row.id: transfer_from_row(row)
+                for row in connection.execute(_EXISTING, {"ids": committed})
+            }
+        pending_ids = list({t.pending_id for t in batch if t.pending_id is not None})
+        hold_rows = []
+        if next_expiry_ns is not None and next_expiry_ns <= now_ns:
+            hold_rows = list(connection.execute(_DUE_HOLDS, {"now_ns": now_ns}))
+        resolved: dict[UUID, Result] = {}
+        if pending_ids:
+            hold_rows += connection.execute(_HOLDS_OF, {"ids": pending_ids})
+            resolved = {
+                row.pending_id: _resolution(row.flags, row.code)
+                for row in connection.execute(_RESOLUTIONS, {"ids": pending_ids})
+            }
+        open_holds = {
+            row.id: Hold(transfer=transfer_from_row(row), expires_at_ns=row.hold_expires_at_ns)
+            for row in hold_rows
+        }
+        needed = _accounts_of(batch + [hold.transfer for hold in open_holds.values()])
+        balances = _balances_of(loaded, self._id_of_account)
+        unread = needed - self._account_ids  # a hold's accounts that no transfer names
+        if unread:
+            balances.update(_load_balances(connection, self._driver, unread))
+        return Snapshot(
+            now_ns=now_ns,
+            head=head,
+            accounts={i: b for i, b in balances.items() if i in needed},
+            existing=existing,
+            failed=failed,
+            holds=open_holds,
+            resolved=resolved,
+        )
+
+
+def _accounts_of(batch: Sequence[Transfer]) -> set[UUID]:
+    return {t.debit_account_id for t in batch} | {t.credit_account_id for t in batch}
+
+
 def load_snapshot(
-    connection: Connection,
-    head: ChainHead,
-    requests: Sequence[Sequence[Transfer]],
-    now_ns: int,
-    next_expiry_ns: int | None,
+    connection: Connection, requests: Sequence[Sequence[Transfer]], now_ns: int
 ) -> Snapshot:
-    """Read, under the head lock, everything the state machine needs to decide `requests`.
-    `head` and `next_expiry_ns` are what `lock_head_for_batch` returned."""
-    driver = _driver(connection.dialect)
-    batch = [t for request in requests for t in request]
-    ids, id_of = driver.id_list({t.id for t in batch})
-    committed: list[UUID] = []
-    failed: dict[UUID, Result] = {}
-    for row_id, result in _fetch_all(connection, driver.known, (ids, ids)):
-        if result is None:
-            committed.append(id_of(row_id))
-        else:
-            failed[id_of(row_id)] = _RESULTS.get(result) or Result(result)
-    existing = {}
-    if committed:
-        existing = {
-            row.id: transfer_from_row(row)
-            for row in connection.execute(_EXISTING, {"ids": committed})
-        }
-    pending_ids = list({t.pending_id for t in batch if t.pending_id is not None})
-    hold_rows = []
-    if next_expiry_ns is not None and next_expiry_ns <= now_ns:
-        hold_rows = list(connection.execute(_DUE_HOLDS, {"now_ns": now_ns}))
-    resolved: dict[UUID, Result] = {}
-    if pending_ids:
-        hold_rows += connection.execute(_HOLDS_OF, {"ids": pending_ids})
-        resolved = {
-            row.pending_id: _resolution(row.flags, row.code)
-            for row in connection.execute(_RESOLUTIONS, {"ids": pending_ids})
-        }
-    open_holds = {
-        row.id: Hold(transfer=transfer_from_row(row), expires_at_ns=row.hold_expires_at_ns)
-        for row in hold_rows
-    }
-    account_ids = {t.debit_account_id for t in batch} | {t.credit_account_id for t in batch}
-    for hold in open_holds.values():
-        account_ids.add(hold.transfer.debit_account_id)
-        account_ids.add(hold.transfer.credit_account_id)
-    return Snapshot(
-        now_ns=now_ns,
-        head=head,
-        accounts=_load_balances(connection, driver, account_ids),
-        existing=existing,
-        failed=failed,
-        holds=open_holds,
-        resolved=resolved,
-    )
+    """Lock the head and read everything the state machine needs to decide `requests`."""
+    return BatchReads(connection, requests).snapshot(connection, requests, now_ns)
 
 
 def _fetch_all(connection: Connection, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
@@ -667,10 +751,12 @@ def _load_balances(
     connection: Connection, driver: _Driver, account_ids: Collection[UUID]
 ) -> dict[UUID, Balances]:
     ids, id_of = driver.id_list(account_ids)
+    return _balances_of(_fetch_all(connection, driver.balances, (ids,)), id_of)
+
+
+def _balances_of(rows: list[Any], id_of: Callable[[Any], UUID]) -> dict[UUID, Balances]:
     loaded = {}
-    for row_id, ledger, no_overdraft, closed, dp, cp, dq, cq in _fetch_all(
-        connection, driver.balances, (ids,)
-    ):
+    for row_id, ledger, no_overdraft, closed, dp, cp, dq, cq in rows:
         account_id = id_of(row_id)
         # bool(): SQLite returns its booleans as 0 and 1.
         loaded[account_id] = Balances(

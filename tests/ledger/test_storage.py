@@ -133,9 +133,8 @@ def _decide(
     engine: Engine, requests: list[list[Transfer]], now_ns: int = 10**18
 ) -> tuple[ChainHead, Outcome]:
     with write_transaction(engine) as connection:
-        head, next_expiry_ns = lock_head_for_batch(connection)
-        snapshot = load_snapshot(connection, head, requests, now_ns, next_expiry_ns)
-        return head, execute(snapshot, requests)
+        snapshot = load_snapshot(connection, requests, now_ns)
+        return snapshot.head, execute(snapshot, requests)
 
 
 def test_snapshot_holds_what_the_batch_names(engine: Engine, ledger: Ledger) -> None:
@@ -150,8 +149,8 @@ def test_snapshot_holds_what_the_batch_names(engine: Engine, ledger: Ledger) -> 
     post = transfer(payer.id, payee.id, 20, flags=F.POST_PENDING, pending_id=pending.id)
     batch = [[done, refused, post, transfer(payer.id, uuid4(), 1)]]
     with write_transaction(engine) as connection:
-        head, next_expiry_ns = lock_head_for_batch(connection)
-        snapshot = load_snapshot(connection, head, batch, START_NS + 10**12, next_expiry_ns)
+        snapshot = load_snapshot(connection, batch, START_NS + 10**12)
+    head = snapshot.head
     assert set(snapshot.accounts) == {payer.id, payee.id}
     assert snapshot.accounts[payer.id].available == 1_000 - 10 - 20
     assert snapshot.existing == {done.id: done}
