@@ -125,7 +125,8 @@ class Metrics:
         return last or CheckpointReport(wal_frames=0, copied_frames=0)
 
     def observe_batch(self, report: BatchReport) -> None:
-        """The ledger's observer: called by its writer thread after each committed batch."""
+        """The ledger's observer: called after each committed batch, on the writer's thread or
+        the thread that reads the writer process's answers."""
         self.batch_transfers.observe(report.transfers)
         self.batch_requests.observe(report.requests)
         self.batch_duration.observe(report.duration_s)

@@ -1,6 +1,7 @@
 """The ledger as one object: accounts, the hot path, the currency's operations, checkpoints.
 
-This is what the layers above use; it owns the engine's writer thread and the signing key.
+This is what the layers above use; it owns the hot path's writer (a thread, or a child
+process: see writer_process) and the signing key.
 """
 
 from __future__ import annotations

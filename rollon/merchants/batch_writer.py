@@ -1,8 +1,8 @@
 """The merchants' small, frequent writes (a new payment request, a payment written down) ride
 in the ledger's own batch transactions, as a participant of its hot path.
 
-So a process has one writer: on SQLite, two writer threads would take turns at the one
-database write lock, each waiting out the other's busy back-off; and a payment's record can
+So a server has one writer: on SQLite, two writers would take turns at the one database
+write lock, each waiting out the other's busy back-off; and a payment's record can
 share the commit (and the fsync) of the transfers around it. Each write runs in a savepoint
 of its own, so one that breaks a constraint (a duplicate id) fails alone, and neither the
 other writes nor the batch's transfers notice.
