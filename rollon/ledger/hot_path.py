@@ -375,9 +375,7 @@ class GroupCommitter:
         outcome: _Outcome,
         joining: tuple[BatchParticipant[_T], _T] | None,
     ) -> None:
-        least = 0 if joining is not None else 1
-        if not least <= len(transfers) <= self._max_batch:
-            raise ValueError(f"a request holds {least} to {self._max_batch} transfers")
+        check_request_size(transfers, joined=joining is not None, most=self._max_batch)
         if self._halted is not None:
             raise LedgerHalted("the ledger stopped after an inconsistency") from self._halted
         participant, ticket = joining if joining is not None else (None, None)
@@ -538,6 +536,14 @@ def _by_participant(
         if request.participant is not None:
             groups.setdefault(id(request.participant), (request.participant, []))[1].append(request)
     return list(groups.values())
+
+
+def check_request_size(transfers: Sequence[Transfer], *, joined: bool, most: int) -> None:
+    """ValueError unless a request holds 1 to `most` transfers; a request joining a
+    participant may hold none (it then commits just the participant's rows)."""
+    least = 0 if joined else 1
+    if not least <= len(transfers) <= most:
+        raise ValueError(f"a request holds {least} to {most} transfers")
 
 
 def resolve(waiter: asyncio.Future[_T] | Future[_T], outcome: _T | BaseException) -> None:

@@ -38,6 +38,10 @@ from rollon.ledger.schema import (
 )
 from rollon.ledger.state_machine import Outcome, Snapshot
 from rollon.ledger.transfers import (
+    FLAGS_BY_BITS,
+    LEDGER_CODES,
+    RESULTS,
+    TRANSFER_CODES,
     Hold,
     JournalEntry,
     Result,
@@ -236,25 +240,22 @@ def _head_of(rows: list[Any]) -> tuple[ChainHead, int | None]:
 
 
 # -- rows <-> values ------------------------------------------------------------------------
-# Enum lookups by value through dicts: calling the Enum class costs more than the rest of a
-# row's conversion. An unknown value still goes through the class, which raises as before.
-_LEDGERS = {code.value: code for code in LedgerCode}
-_CODES = {code.value: code for code in TransferCode}
-_FLAGS = {int(flags): flags for flags in map(TransferFlag, range(16))}
+# Enum lookups through transfers' dicts; an unknown value still goes through the class, which
+# raises as before.
 
 
 def _ledger(value: str) -> LedgerCode:
-    code = _LEDGERS.get(value)
+    code = LEDGER_CODES.get(value)
     return code if code is not None else LedgerCode(value)
 
 
 def _code(value: str) -> TransferCode:
-    code = _CODES.get(value)
+    code = TRANSFER_CODES.get(value)
     return code if code is not None else TransferCode(value)
 
 
 def _flags(value: int) -> TransferFlag:
-    flags = _FLAGS.get(value)
+    flags = FLAGS_BY_BITS.get(value)
     return flags if flags is not None else TransferFlag(value)
 
 
@@ -467,7 +468,6 @@ _RESOLUTIONS = sa.select(transfers.c.pending_id, transfers.c.flags, transfers.c.
 )
 _BALANCES = sa.select(*_BALANCE_COLUMNS).where(_InIds(accounts.c.id, "ids"))
 _CLOSE_HOLDS = holds.delete().where(_InIds(holds.c.transfer_id, "ids"))
-_RESULTS = {result.value: result for result in Result}
 
 
 _GUARDED_BALANCE_UPDATE = (
@@ -689,7 +689,7 @@ class BatchReads:
             if result is None:
                 committed.append(transfer_id)
             else:
-                failed[transfer_id] = _RESULTS.get(result) or Result(result)
+                failed[transfer_id] = RESULTS.get(result) or Result(result)
         existing = {}
         if committed:
             existing = {
@@ -729,13 +729,6 @@ class BatchReads:
 
 def _accounts_of(batch: Sequence[Transfer]) -> set[UUID]:
     return {t.debit_account_id for t in batch} | {t.credit_account_id for t in batch}
-
-
-def load_snapshot(
-    connection: Connection, requests: Sequence[Sequence[Transfer]], now_ns: int
-) -> Snapshot:
-    """Lock the head and read everything the state machine needs to decide `requests`."""
-    return BatchReads(connection, requests).snapshot(connection, requests, now_ns)
 
 
 def _fetch_all(connection: Connection, sql: str, parameters: tuple[Any, ...]) -> list[Any]:

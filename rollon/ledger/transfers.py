@@ -123,9 +123,12 @@ class Transfer:
         )
 
 
-_LEDGER_CODES = {code.value: code for code in LedgerCode}
-_TRANSFER_CODES = {code.value: code for code in TransferCode}
-_FLAGS = {int(flags): flags for flags in map(TransferFlag, range(16))}
+# Enum members by value, through dicts: calling an Enum class costs more than the rest of a
+# stored row's conversion (storage) or of an unpickled transfer.
+LEDGER_CODES = {code.value: code for code in LedgerCode}
+TRANSFER_CODES = {code.value: code for code in TransferCode}
+FLAGS_BY_BITS = {int(flags): flags for flags in map(TransferFlag, range(16))}
+RESULTS = {result.value: result for result in Result}
 
 
 def _transfer(
@@ -147,9 +150,9 @@ def _transfer(
         UUID(bytes=debit_bytes),
         UUID(bytes=credit_bytes),
         amount,
-        _LEDGER_CODES[ledger],
-        _TRANSFER_CODES[code],
-        _FLAGS[flags],
+        LEDGER_CODES[ledger],
+        TRANSFER_CODES[code],
+        FLAGS_BY_BITS[flags],
         None if pending_bytes is None else UUID(bytes=pending_bytes),
         timeout_s,
         memo,

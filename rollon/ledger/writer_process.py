@@ -59,11 +59,12 @@ from rollon.ledger.hot_path import (
     LedgerHalted,
     LedgerOverloaded,
     StorageUnavailable,
+    check_request_size,
     resolve,
 )
 from rollon.ledger.state_machine import MAX_BATCH_TRANSFERS
 from rollon.ledger.storage import create_engine
-from rollon.ledger.transfers import Result, Transfer
+from rollon.ledger.transfers import RESULTS, Result, Transfer
 from rollon.ledger.wal_checkpoints import WalCheckpointer
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,7 @@ _REQUEST = "request"  # (tag, number, transfers, participant reference or None, 
 _SETTLED = "settled"  # (tag, [(number, (result values, ticket) or error), ...])
 _BATCH = "batch"  # (tag, (requests, transfers, result values, duration_s))
 
-# Results cross as their values: an enum pickles by class, through Python code.
-_RESULTS = {result.value: result for result in Result}
+# Results cross as their values (see transfers.RESULTS): an enum pickles by class, in Python.
 _Outcome = tuple[list[Result], Any] | BaseException  # (results, ticket) or what went wrong
 _Sent = tuple[list[str], Any] | BaseException  # the same, results as their values
 
@@ -226,9 +226,7 @@ class WriterProcess:
     ) -> bool:
         """Put a request in the outbox; True when it is the first since the last flush. A
         thread's request is flushed at once."""
-        least = 0 if participant is not None else 1
-        if not least <= len(transfers) <= MAX_BATCH_TRANSFERS:
-            raise ValueError(f"a request holds {least} to {MAX_BATCH_TRANSFERS} transfers")
+        check_request_size(transfers, joined=participant is not None, most=MAX_BATCH_TRANSFERS)
         if self._stopped is not None:
             raise StorageUnavailable("the ledger's writer process stopped") from self._stopped
         if len(self._waiting) >= self._max_queued:
@@ -278,7 +276,7 @@ class WriterProcess:
                 self._settle([(number, _received(outcome)) for number, outcome in payload])
             elif self._observer is not None:
                 requests, transfers, values, duration_s = payload
-                results = [_RESULTS[value] for value in values]
+                results = [RESULTS[value] for value in values]
                 try:
                     self._observer(BatchReport(requests, transfers, results, duration_s))
                 except Exception:  # metrics must never stop the ledger
@@ -326,7 +324,7 @@ def _received(outcome: _Sent) -> _Outcome:
     if isinstance(outcome, BaseException):
         return outcome
     values, ticket = outcome
-    return [_RESULTS[value] for value in values], ticket
+    return [RESULTS[value] for value in values], ticket
 
 
 def _deliver(outcomes: list[tuple[Any, _Outcome]]) -> None:

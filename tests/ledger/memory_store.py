@@ -1,7 +1,7 @@
 """An in-memory stand-in for storage.py, for the pure state machine tests.
 
 It keeps what the tables keep (accounts, journal, failed ids, holds, head), builds each
-`Snapshot` the way `load_snapshot` does (only what the batch names, plus holds due to
+`Snapshot` the way `storage.BatchReads` does (only what the batch names, plus holds due to
 expire) and writes each `Outcome` with the same guards as `write_outcome`, plus the
 database's own constraints (unique ids, one resolution per pending transfer), as asserts.
 """

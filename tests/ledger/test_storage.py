@@ -20,10 +20,10 @@ from rollon.ledger.service import Ledger, install_chart
 from rollon.ledger.state_machine import NS_PER_S, Outcome, execute
 from rollon.ledger.storage import (
     SQLITE_POOL_SIZE,
+    BatchReads,
     DriverStatement,
     LedgerCorrupted,
     create_engine,
-    load_snapshot,
     lock_head,
     lock_head_for_batch,
     normalize_url,
@@ -133,7 +133,7 @@ def _decide(
     engine: Engine, requests: list[list[Transfer]], now_ns: int = 10**18
 ) -> tuple[ChainHead, Outcome]:
     with write_transaction(engine) as connection:
-        snapshot = load_snapshot(connection, requests, now_ns)
+        snapshot = BatchReads(connection, requests).snapshot(connection, requests, now_ns)
         return snapshot.head, execute(snapshot, requests)
 
 
@@ -149,7 +149,7 @@ def test_snapshot_holds_what_the_batch_names(engine: Engine, ledger: Ledger) -> 
     post = transfer(payer.id, payee.id, 20, flags=F.POST_PENDING, pending_id=pending.id)
     batch = [[done, refused, post, transfer(payer.id, uuid4(), 1)]]
     with write_transaction(engine) as connection:
-        snapshot = load_snapshot(connection, batch, START_NS + 10**12)
+        snapshot = BatchReads(connection, batch).snapshot(connection, batch, START_NS + 10**12)
     head = snapshot.head
     assert set(snapshot.accounts) == {payer.id, payee.id}
     assert snapshot.accounts[payer.id].available == 1_000 - 10 - 20
