@@ -28,12 +28,12 @@ from rollon.api.account_kinds import AccountKinds
 from rollon.api.auth import Authenticator
 from rollon.api.bootstrap import load_key, prepare_database, prepare_signing_key
 from rollon.api.gc_policy import serving
-from rollon.api.hot_route import HotRoutes
+from rollon.api.hot_route import HotRoutedApp, HotRoutes
 from rollon.api.idempotency import IdempotencyStore
 from rollon.api.login_limiter import FailedLoginLimiter
 from rollon.api.logs import configure_logging
-from rollon.api.metrics import Metrics, RequestMetricsMiddleware
-from rollon.api.middleware import BodyLimitMiddleware, LastResortMiddleware
+from rollon.api.metrics import Metrics, RequestMetricsMiddleware, RequestTimer
+from rollon.api.middleware import BodyLimit, BodyLimitMiddleware, LastResortMiddleware
 from rollon.api.problems import install_problem_handlers, problem_openapi
 from rollon.api.routes.audit import STATEMENT_PATH
 from rollon.api.settings import Settings
@@ -152,7 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             close_state(state)
             log.info("service stopped")
 
-    app = FastAPI(
+    app = HotRoutedApp(
         title="RolloN ledger service",
         version=importlib.metadata.version("rollon"),
         description=DESCRIPTION,
@@ -169,15 +169,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
         routes += [route for route in router.routes if isinstance(route, APIRoute)]
 
-    # Added innermost first: the last one added sees the request first.
-    app.add_middleware(HotRoutes, routes=routes, handlers_of=app)  # paying: see hot_route
-    app.add_middleware(
-        BodyLimitMiddleware,
-        max_body_bytes=settings.max_body_bytes,
+    body_limit = BodyLimit(
+        settings.max_body_bytes,
         larger_limits={STATEMENT_PATH: MAX_STATEMENT_BYTES},  # bank statement uploads
     )
-    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, access_log=settings.access_log)
+    timer = RequestTimer(metrics, access_log=settings.access_log)
+    # Added innermost first: the last one added sees the request first.
+    app.add_middleware(BodyLimitMiddleware, limit=body_limit)
+    app.add_middleware(RequestMetricsMiddleware, timer=timer)
     app.add_middleware(LastResortMiddleware, on_error=metrics.internal_errors.inc)
+    app.hot_routes = HotRoutes(  # paying: served before the middleware, see hot_route
+        routes,
+        handlers_of=app,
+        body_limit=body_limit,
+        timer=timer,
+        on_error=metrics.internal_errors.inc,
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -146,16 +146,54 @@ class Metrics:
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 
 
-class RequestMetricsMiddleware:
-    """Times every HTTP request by route template (bounded label values) and, when
-    `access_log` is on, logs one structured line per request."""
+class RequestTimer:
+    """Times HTTP requests by route template (bounded label values) and, when `access_log`
+    is on, logs one structured line per request. Shared by `RequestMetricsMiddleware` and
+    the hot routes (rollon/api/hot_route.py), which time their own requests."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: bool) -> None:
-        self.app = app
+    def __init__(self, metrics: Metrics, *, access_log: bool) -> None:
         self.metrics = metrics
         self.access_log = access_log
         # Each label set's histogram, found once: `labels()` checks and locks every time.
         self._timers: dict[tuple[str, str, int], Histogram] = {}
+
+    def record(self, scope: Scope, status: int, started: float) -> None:
+        """A request answered `status`, begun at `started` (time.perf_counter())."""
+        elapsed_s = time.perf_counter() - started
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        self._timer(method, template, status).observe(elapsed_s)
+        if self.access_log:
+            client = scope.get("client")
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed_s * 1000, 3),
+                    "client": client[0] if client else None,
+                },
+            )
+
+    def _timer(self, method: str, template: str, status: int) -> Histogram:
+        key = (method, template, status)
+        timer = self._timers.get(key)
+        if timer is None:  # bounded: methods, the app's routes, the statuses it answers
+            timer = self._timers[key] = self.metrics.request_duration.labels(
+                method=method, route=template, status=str(status)
+            )
+        return timer
+
+
+class RequestMetricsMiddleware:
+    """Times every HTTP request that reaches it (see `RequestTimer`)."""
+
+    def __init__(self, app: ASGIApp, timer: RequestTimer) -> None:
+        self.app = app
+        self.timer = timer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -173,30 +211,4 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            elapsed_s = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            self._timer(method, template, status).observe(elapsed_s)
-            if self.access_log:
-                client = scope.get("client")
-                access_log.info(
-                    "request",
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(elapsed_s * 1000, 3),
-                        "client": client[0] if client else None,
-                    },
-                )
-
-    def _timer(self, method: str, template: str, status: int) -> Histogram:
-        key = (method, template, status)
-        timer = self._timers.get(key)
-        if timer is None:  # bounded: methods, the app's routes, the statuses it answers
-            timer = self._timers[key] = self.metrics.request_duration.labels(
-                method=method, route=template, status=str(status)
-            )
-        return timer
+            self.timer.record(scope, status, started)

@@ -1,6 +1,8 @@
 """ASGI middleware of the service: the request body limit, and the last-resort error answer.
 
-Both are plain ASGI (no BaseHTTPMiddleware) so they cost little on the hot path.
+Both are plain ASGI (no BaseHTTPMiddleware). The hot routes (rollon/api/hot_route.py) are
+served before any middleware and apply the same `BodyLimit`, `report_bug` and
+`send_internal_error` themselves.
 """
 
 from __future__ import annotations
@@ -29,16 +31,13 @@ async def _send_problem(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class BodyLimitMiddleware:
-    """Refuse request bodies over `max_body_bytes` with 413 `body_too_large`, before the app
-    reads them: by Content-Length when the client sends one, else by counting."""
+class BodyLimit:
+    """Request bodies over `max_body_bytes` are refused with 413 `body_too_large` before the
+    app reads them: by Content-Length when the client sends one, else by counting."""
 
-    def __init__(
-        self, app: ASGIApp, max_body_bytes: int, larger_limits: Mapping[str, int] | None = None
-    ) -> None:
+    def __init__(self, max_body_bytes: int, larger_limits: Mapping[str, int] | None = None) -> None:
         """`larger_limits`: exact paths that take more (an uploaded file), by path."""
         assert max_body_bytes > 0
-        self.app = app
         self.max_body_bytes = max_body_bytes
         self.larger_limits = dict(larger_limits or {})
 
@@ -54,10 +53,8 @@ class BodyLimitMiddleware:
     def _limit(self, path: str) -> int:
         return self.larger_limits.get(path, self.max_body_bytes)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def admit(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """The `receive` the app may read the body from, or None once a 413 is sent."""
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -66,28 +63,42 @@ class BodyLimitMiddleware:
                     declared = -1
                 if declared > self._limit(scope["path"]):
                     await _send_problem(send, 413, self._too_large(scope["path"]))
-                    return
+                    return None
                 if declared >= 0:  # the server enforces Content-Length itself
-                    await self.app(scope, receive, send)
-                    return
+                    return receive
         # No usable Content-Length (chunked): buffer up to the limit, then hand it over.
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _replay([message], receive), send)
-                return
+                return _replay([message], receive)
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self._limit(scope["path"]):
                 await _send_problem(send, 413, self._too_large(scope["path"]))
-                return
+                return None
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body_message: Message = {"type": "http.request", "body": b"".join(chunks)}
-        await self.app(scope, _replay([body_message], receive), send)
+        return _replay([body_message], receive)
+
+
+class BodyLimitMiddleware:
+    """Applies a `BodyLimit` to every HTTP request that reaches it."""
+
+    def __init__(self, app: ASGIApp, limit: BodyLimit) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        admitted = await self.limit.admit(scope, receive, send)
+        if admitted is not None:
+            await self.app(scope, admitted, send)
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
@@ -123,7 +134,17 @@ class LastResortMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            self.on_error()
+            report_bug(scope, self.on_error)
             if not started:
-                await _send_problem(send, 500, internal_error_body(scope["path"]))
+                await send_internal_error(scope, send)
+
+
+def report_bug(scope: Scope, on_error: Callable[[], None]) -> None:
+    """Log the exception being handled, with its traceback, and count it."""
+    log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+    on_error()
+
+
+async def send_internal_error(scope: Scope, send: Send) -> None:
+    """Answer 500 `internal_error`: no detail, no traceback."""
+    await _send_problem(send, 500, internal_error_body(scope["path"]))

@@ -1,6 +1,7 @@
-"""The hot routes read their own body, token and key and are served before FastAPI's routing
-(rollon/api/hot_route.py): the same refusals and metrics as through FastAPI's own machinery,
-and a client that leaves mid-body is no bug."""
+"""The hot routes read their own body, token and key and are served before the app's
+middleware and FastAPI's routing (rollon/api/hot_route.py): the same refusals, body limit,
+metrics and last-resort answer as through that machinery, and a client that leaves mid-body
+is no bug."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from rollon.api.hot_route import HotRoutes, hot
+from rollon.api.hot_route import HotRoutedApp, HotRoutes, hot
+from rollon.api.metrics import Metrics, RequestTimer
+from rollon.api.middleware import BodyLimit
 from rollon.api.problems import ProblemError
 from rollon.api.token_store import Role
 from tests.api.conftest import Api
@@ -98,57 +101,138 @@ async def test_the_hot_routes_are_timed_by_their_template_and_other_methods_pass
 
 
 # -- HotRoutes on its own: a small app with one hot and one ordinary route -----------------
-def _small_app() -> tuple[FastAPI, list[str]]:
-    app = FastAPI()
-    reached: list[str] = []
+class _SmallApp:
+    """A `HotRoutedApp` with a hot and a cold route, a middleware that notes what reaches
+    it, the service's body limit and request timer, and a count of bugs."""
 
-    @app.post("/hot")
-    @hot
-    async def hot_endpoint(request: Request) -> Response:
-        kind = (await request.body()).decode()
-        if kind == "problem":
-            raise ProblemError(409, "taken", "Taken", "already taken")
-        if kind == "bug":
-            raise RuntimeError("a bug")
-        return Response(b"hot", status_code=201)
+    def __init__(self) -> None:
+        self.app = HotRoutedApp()
+        self.reached: list[str] = []
+        self.bugs = 0
+        self.metrics = Metrics()
 
-    @app.post("/cold")
-    async def cold_endpoint() -> Response:
-        return Response(b"cold")
+        @self.app.post("/hot")
+        @hot
+        async def hot_endpoint(request: Request) -> Response:
+            kind = (await request.body()).decode()
+            if kind == "problem":
+                raise ProblemError(409, "taken", "Taken", "already taken")
+            if kind == "bug":
+                raise RuntimeError("a bug")
+            if kind == "bug while answering":
+                return _BrokenResponse(b"half", status_code=200)
+            return Response(b"hot", status_code=201)
 
-    @app.exception_handler(ProblemError)
-    async def on_problem(request: Request, error: Exception) -> Response:
-        assert isinstance(error, ProblemError)
-        return Response(error.code.encode(), status_code=error.status_code)
+        @self.app.post("/cold")
+        async def cold_endpoint() -> Response:
+            return Response(b"cold")
 
-    async def downstream(scope: Scope, receive: Receive, send: Send) -> None:
-        reached.append(scope["path"])
-        await app(scope, receive, send)
+        @self.app.exception_handler(ProblemError)
+        async def on_problem(request: Request, error: Exception) -> Response:
+            assert isinstance(error, ProblemError)
+            return Response(error.code.encode(), status_code=error.status_code)
 
-    routes = [route for route in app.routes if isinstance(route, APIRoute)]
-    hot_routes = HotRoutes(downstream, routes=routes, handlers_of=app)
-    app.state.hot_routes = hot_routes
-    return app, reached
+        reached = self.reached
+
+        class NoteMiddleware:
+            def __init__(self, app: ASGIApp) -> None:
+                self.app = app
+
+            async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+                reached.append(scope["path"])
+                await self.app(scope, receive, send)
+
+        self.app.add_middleware(NoteMiddleware)
+        self.app.hot_routes = HotRoutes(
+            [route for route in self.app.routes if isinstance(route, APIRoute)],
+            handlers_of=self.app,
+            body_limit=BodyLimit(max_body_bytes=100),
+            timer=RequestTimer(self.metrics, access_log=False),
+            on_error=self._count_bug,
+        )
+
+    def _count_bug(self) -> None:
+        self.bugs += 1
+
+    async def post(self, path: str, body: bytes) -> httpx.Response:
+        transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post(path, content=body)
+
+    def timed(self, status: int) -> float | None:
+        return self.metrics.registry.get_sample_value(
+            "rollon_http_request_duration_seconds_count",
+            {"method": "POST", "route": "/hot", "status": str(status)},
+        )
 
 
-async def _post(app: FastAPI, path: str, body: bytes) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app.state.hot_routes)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return await client.post(path, content=body)
+class _BrokenResponse(Response):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("a bug after the answer began")
 
 
-async def test_hot_routes_answer_their_own_requests_and_pass_on_the_rest() -> None:
-    app, reached = _small_app()
-    answer = await _post(app, "/hot", b"fine")
-    assert (answer.status_code, answer.content, reached) == (201, b"hot", [])
-    answer = await _post(app, "/cold", b"")
-    assert (answer.status_code, answer.content, reached) == (200, b"cold", ["/cold"])
+async def test_hot_routes_are_served_before_the_middleware_and_the_rest_pass_on() -> None:
+    small = _SmallApp()
+    answer = await small.post("/hot", b"fine")
+    assert (answer.status_code, answer.content, small.reached) == (201, b"hot", [])
+    assert small.timed(201) == 1
+    answer = await small.post("/cold", b"")
+    assert (answer.status_code, answer.content, small.reached) == (200, b"cold", ["/cold"])
 
 
-async def test_hot_routes_answer_errors_with_the_apps_handlers_and_raise_the_rest() -> None:
-    app, reached = _small_app()
-    answer = await _post(app, "/hot", b"problem")
+async def test_hot_routes_answer_errors_with_the_apps_handlers() -> None:
+    small = _SmallApp()
+    answer = await small.post("/hot", b"problem")
     assert (answer.status_code, answer.content) == (409, b"taken")
-    with pytest.raises(RuntimeError, match="a bug"):  # the last-resort middleware's to answer
-        await _post(app, "/hot", b"bug")
-    assert reached == []
+    assert (small.timed(409), small.bugs) == (1, 0)
+
+
+async def test_a_bug_in_a_hot_route_is_a_logged_500_problem(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    small = _SmallApp()
+    answer = await small.post("/hot", b"bug")
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "internal_error"
+    assert "a bug" not in answer.text
+    assert (small.bugs, small.timed(500)) == (1, 1)
+    assert "unhandled error on POST /hot" in caplog.text and "a bug" in caplog.text
+
+
+async def test_a_bug_once_the_answer_began_is_counted_not_answered_twice() -> None:
+    small = _SmallApp()
+    body = b"bug while answering"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/hot",
+        "raw_path": b"/hot",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await small.app(scope, receive, send)
+    assert [(m["type"], m.get("status")) for m in sent] == [("http.response.start", 200)]
+    assert (small.bugs, small.timed(200)) == (1, 1)
+
+
+async def test_hot_routes_apply_the_body_limit_before_the_endpoint() -> None:
+    small = _SmallApp()
+    answer = await small.post("/hot", b"x" * 101)
+    assert (answer.status_code, answer.json()["code"]) == (413, "body_too_large")
+    assert (small.timed(413), small.reached) == (1, [])
