@@ -131,6 +131,7 @@ class HotRoutedApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hot_routes = self.hot_routes
+        # A mounted app (a root_path) goes the usual way: hot paths are matched as written.
         if hot_routes is not None and scope["type"] == "http" and not self.root_path:
             route = hot_routes.route_for(scope)
             if route is not None:

@@ -28,11 +28,9 @@ HOT_ROUTES = ["/v1/transfers", "/v1/payments", "/v1/payment-requests"]
 _ROLE = {"/v1/transfers": Role.MEMBER, "/v1/payments": Role.MEMBER}
 
 
-@pytest.mark.parametrize("path", HOT_ROUTES)
-async def test_a_client_gone_mid_body_gets_400_not_a_bug(api: Api, path: str) -> None:
-    account_id, _ = await api.holder("merchant" if path.endswith("requests") else "member")
-    token = api.token(_ROLE.get(path, Role.MERCHANT), account_id)
-    scope = {
+def _http_post_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """An ASGI scope as uvicorn makes it, for tests that drive an app by hand."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -42,15 +40,23 @@ async def test_a_client_gone_mid_body_gets_400_not_a_bug(api: Api, path: str) ->
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [
-            (b"host", b"test"),
-            (b"content-type", b"application/json"),
-            (b"content-length", b"100"),
-            (b"authorization", token["Authorization"].encode()),
-        ],
+        "headers": headers,
         "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 8000),
     }
+
+
+@pytest.mark.parametrize("path", HOT_ROUTES)
+async def test_a_client_gone_mid_body_gets_400_not_a_bug(api: Api, path: str) -> None:
+    account_id, _ = await api.holder("merchant" if path.endswith("requests") else "member")
+    token = api.token(_ROLE.get(path, Role.MERCHANT), account_id)
+    headers = [
+        (b"host", b"test"),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"100"),
+        (b"authorization", token["Authorization"].encode()),
+    ]
+    scope = _http_post_scope(path, headers)
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -204,20 +210,7 @@ async def test_a_bug_in_a_hot_route_is_a_logged_500_problem(
 async def test_a_bug_once_the_answer_began_is_counted_not_answered_twice() -> None:
     small = _SmallApp()
     body = b"bug while answering"
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/hot",
-        "raw_path": b"/hot",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = _http_post_scope("/hot", [(b"content-length", str(len(body)).encode())])
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
