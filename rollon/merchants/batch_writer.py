@@ -31,6 +31,19 @@ class _Write:
     work: Callable[[Connection, Sequence[Result]], Any]  # given its transfers' results
     result: Any = None
     failure: IntegrityError | None = None
+    done: bool = False
+
+    def __reduce__(self) -> tuple[Callable[..., _Write], tuple[Any, ...]]:
+        # As plain values (a slots dataclass pickles its state in Python), and once done
+        # without its work: the writer may be another process, and the server wants the
+        # outcome back, not the request row it was given.
+        work = _done if self.done else self.work
+        return _Write, (work, self.result, self.failure, self.done)
+
+
+def _done(connection: Connection, results: Sequence[Result]) -> Any:
+    """The work of a write that came back done: it ran already."""
+    raise AssertionError("a write that came back done was run again")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +129,7 @@ class SavepointWrites:
                     cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
                     ticket.failure = error
                 cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+                ticket.done = True
 
 
 SAVEPOINT_WRITES = SavepointWrites()

@@ -187,3 +187,9 @@ def test_a_keyed_ticket_crosses_to_the_writer_process_and_back_whole() -> None:
     assert (back.kept, back.kept_own) == (out.kept, True)
     assert isinstance(back.failure, ProblemError)
     assert (back.failure.status_code, back.failure.code) == (422, "insufficient_funds")
+    # Settled, it comes back without its answerer and the transfer in it (which pickles its
+    # id as bytes; the answer's JSON names it as text).
+    assert transfer.id.bytes in pickle.dumps(sent)
+    assert transfer.id.bytes not in pickle.dumps(out)
+    with pytest.raises(AssertionError, match="asked again"):
+        back.answer_of([Result.OK])

@@ -1,3 +1,4 @@
+import pickle
 import threading
 from uuid import uuid4
 
@@ -9,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from rollon.ledger.accounts import LedgerCode
 from rollon.ledger.service import Ledger
 from rollon.ledger.transfers import Result, Transfer, TransferCode
-from rollon.merchants.batch_writer import BatchWriter
+from rollon.merchants.batch_writer import BatchWriter, _Write
 from rollon.merchants.schema import settlements
 from tests.merchants.conftest import balance, member_with
 
@@ -102,3 +103,23 @@ def test_writes_share_the_ledgers_batches_without_touching_its_transfers(
     assert sorted(map(str, outcomes)) == sorted(["duplicate"] * 5 + ["ok"] + [Result.OK] * 6)
     assert balance(engine, payee) == 600
     assert _count(engine) == 1
+
+
+def test_a_write_crosses_with_its_work_and_comes_back_with_its_outcome_only() -> None:
+    """The writer may be another process: a write pickles out with its work, and back, once
+    done, with what the work returned and without the work (its row is the server's)."""
+    from functools import partial
+
+    out = pickle.loads(pickle.dumps(_Write(partial(_row_work, "a row the server holds"))))
+    assert out.work(None, []) == "ran with a row the server holds"  # type: ignore[arg-type]
+    out.result, out.done = "stored", True
+    data = pickle.dumps(out)
+    assert b"a row the server holds" not in data
+    back = pickle.loads(data)
+    assert (back.result, back.failure, back.done) == ("stored", None, True)
+    with pytest.raises(AssertionError, match="run again"):
+        back.work(None, [])  # type: ignore[arg-type]
+
+
+def _row_work(row: str, connection: Connection, results: object) -> str:
+    return f"ran with {row}"
