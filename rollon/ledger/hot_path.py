@@ -45,6 +45,7 @@ from rollon.ledger.wal_checkpoints import WalCheckpointer
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_In = TypeVar("_In", contravariant=True)
 
 MAX_QUEUED_REQUESTS = 10_000
 MAX_COMMIT_ATTEMPTS = 5
@@ -133,13 +134,18 @@ class HotPath(Protocol):
     def close(self) -> None: ...
 
 
-class _Outcome(Protocol):
-    """Where a request's results go, from the writer thread: a concurrent Future a thread
-    waits on, or a `_Ringing` doorbell's entry."""
+class Settable(Protocol[_In]):
+    """What takes a submitter's outcome: an asyncio or concurrent Future, or a `_Ringing`
+    doorbell's entry."""
 
-    def set_result(self, results: list[Result]) -> None: ...
+    def set_result(self, result: _In, /) -> None: ...
 
-    def set_exception(self, error: BaseException) -> None: ...
+    def set_exception(self, error: BaseException, /) -> None: ...
+
+
+# Where a request's results go, from the writer thread: a concurrent Future a thread waits
+# on, or a `_Ringing` doorbell's entry.
+_Outcome = Settable[list[Result]]
 
 
 @dataclass(slots=True)
@@ -446,7 +452,7 @@ class GroupCommitter:
                 return
             else:
                 for request, request_results in zip(requests, results, strict=True):
-                    _settle(request.outcome, request_results)
+                    resolve(request.outcome, request_results)
                 self._ring_doorbells()
                 if self._observer is not None:
                     report = BatchReport(
@@ -524,7 +530,7 @@ class GroupCommitter:
     @staticmethod
     def _fail(requests: list[_Request], error: BaseException) -> None:
         for request in requests:
-            _settle(request.outcome, error)
+            resolve(request.outcome, error)
 
 
 def _by_participant(
@@ -546,23 +552,13 @@ def check_request_size(transfers: Sequence[Transfer], *, joined: bool, most: int
         raise ValueError(f"a request holds {least} to {most} transfers")
 
 
-def resolve(waiter: asyncio.Future[_T] | Future[_T], outcome: _T | BaseException) -> None:
-    """Give a waiting submitter its outcome, unless it stopped waiting: a coroutine that was
+def resolve(to: Settable[_T], outcome: _T | BaseException) -> None:
+    """Give a submitter its outcome, unless it stopped waiting: a future it cancelled stays
     cancelled (its transfers stand regardless)."""
-    if waiter.done():
-        return
-    if isinstance(outcome, BaseException):
-        waiter.set_exception(outcome)
-    else:
-        waiter.set_result(outcome)
-
-
-def _settle(to: _Outcome, outcome: list[Result] | BaseException) -> None:
-    """Resolve a request's outcome; a future its submitter cancelled stays cancelled."""
     try:
         if isinstance(outcome, BaseException):
             to.set_exception(outcome)
         else:
             to.set_result(outcome)
-    except InvalidStateError:
+    except (InvalidStateError, asyncio.InvalidStateError):
         log.debug("a submitter cancelled its future; its transfers stand")

@@ -170,8 +170,9 @@ def pipelined(connection: Connection) -> Iterator[None]:
 
 
 class _Sent:
-    """A statement of `_Driver`'s, executed on a cursor of its own and read later: in
-    `pipelined`, its result is only waited for then."""
+    """A statement of `_Driver`'s, executed on a driver cursor of its own and read later,
+    as the driver's tuples (SQLAlchemy's result objects cost more per row than the query).
+    In `pipelined`, its result is only waited for when read."""
 
     def __init__(self, connection: Connection, sql: str, parameters: tuple[Any, ...]) -> None:
         self._connection = connection
@@ -731,20 +732,11 @@ def _accounts_of(batch: Sequence[Transfer]) -> set[UUID]:
     return {t.debit_account_id for t in batch} | {t.credit_account_id for t in batch}
 
 
-def _fetch_all(connection: Connection, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
-    """The rows of one of `_Driver`'s queries, as the driver's tuples: fetched at once, with
-    none of SQLAlchemy's result objects, which cost more per row than the query."""
-    with driver_cursor(connection) as cursor:
-        cursor.execute(sql, parameters)
-        rows: list[Any] = cursor.fetchall()
-        return rows
-
-
 def _load_balances(
     connection: Connection, driver: _Driver, account_ids: Collection[UUID]
 ) -> dict[UUID, Balances]:
     ids, id_of = driver.id_list(account_ids)
-    return _balances_of(_fetch_all(connection, driver.balances, (ids,)), id_of)
+    return _balances_of(_Sent(connection, driver.balances, (ids,)).rows(), id_of)
 
 
 def _balances_of(rows: list[Any], id_of: Callable[[Any], UUID]) -> dict[UUID, Balances]:

@@ -576,7 +576,11 @@ class PaymentRequests:
         if result is Result.EXISTS_WITH_DIFFERENT_FIELDS:
             return self._sync(row)  # a payment of this attempt landed first: it stands
         assert result in STATE_DEPENDENT_FAILURES or result is Result.ID_ALREADY_FAILED, result
-        self._writer.write(partial(_close_attempt, row, _CLOSING[row.status], self._clock_ns()))
+        closing = _CLOSING[row.status]
+        closed_at_ns = self._clock_ns()
+        self._writer.write(
+            partial(_close_attempt, row.id, row.status, row.attempt, closing, closed_at_ns)
+        )
         closed = self._load(row.id)
         assert closed is not None and closed.status in (_CLOSING[row.status], _Stored.PAID)
         if closed.status is not _Stored.PAID:
@@ -863,7 +867,7 @@ class PaymentRequests:
 
     def _next_attempt(self, row: _Row) -> _Row:
         """Move an open request past an attempt whose id failed for good in the ledger."""
-        self._writer.write(partial(_advance_attempt, row))
+        self._writer.write(partial(_advance_attempt, row.id, row.attempt))
         fresh = self._load(row.id)
         assert fresh is not None and fresh.attempt >= row.attempt
         return fresh
@@ -906,7 +910,7 @@ class PaymentRequests:
 
 
 # The writes below run in the ledger's writer, which may be another process: module-level
-# functions of plain values, which pickle (see BatchWriter).
+# functions of the plain values they need, which pickle (see BatchWriter).
 def _insert_request(row: dict[str, Any], connection: Connection) -> None:
     _INSERT_REQUEST.run(connection, row)
 
@@ -921,29 +925,36 @@ def _freeze_request(
     connection.execute(payment_requests.update().where(*guard).values(status=closing.value))
 
 
-def _close_attempt(row: _Row, closing: _Stored, closed_at_ns: int, connection: Connection) -> None:
-    """Move a frozen request on to `closing`, if it is still at the same status and attempt."""
+def _close_attempt(
+    request_id: UUID,
+    status: _Stored,
+    attempt: int,
+    closing: _Stored,
+    closed_at_ns: int,
+    connection: Connection,
+) -> None:
+    """Move a frozen request on to `closing`, if it is still at `status` and `attempt`."""
     connection.execute(
         payment_requests.update()
         .where(
-            payment_requests.c.id == row.id,
-            payment_requests.c.status == row.status.value,
-            payment_requests.c.attempt == row.attempt,
+            payment_requests.c.id == request_id,
+            payment_requests.c.status == status.value,
+            payment_requests.c.attempt == attempt,
         )
         .values(status=closing.value, closed_at_ns=closed_at_ns)
     )
 
 
-def _advance_attempt(row: _Row, connection: Connection) -> None:
-    """Move an open request past its attempt `row.attempt`."""
+def _advance_attempt(request_id: UUID, attempt: int, connection: Connection) -> None:
+    """Move an open request past its attempt `attempt`."""
     connection.execute(
         payment_requests.update()
         .where(
-            payment_requests.c.id == row.id,
-            payment_requests.c.attempt == row.attempt,
+            payment_requests.c.id == request_id,
+            payment_requests.c.attempt == attempt,
             payment_requests.c.status == _Stored.OPEN.value,
         )
-        .values(attempt=row.attempt + 1)
+        .values(attempt=attempt + 1)
     )
 
 
