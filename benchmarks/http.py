@@ -23,8 +23,11 @@ takes the same JSON body, measured in the same run on the same machine.
 - Every payment is a member paying another member from its own token, with a fresh
   Idempotency-Key, and must be answered 201; the service's committed-transfer count is read
   back from /metrics and must match.
-- Runs alternate service and bare; figures are medians over repetitions; the ratio is
-  median(service rate) / median(bare rate).
+- Each round runs both servers back to back, the first one in turn (service then bare, then
+  bare then service). The ratio is the median over rounds of each round's service rate over
+  its bare rate: on a noisy machine whose speed drifts over tens of seconds, a ratio of two
+  runs seconds apart is steadier than a ratio of medians taken minutes apart. The other
+  figures are medians over rounds.
 
 `python -m benchmarks --only http [--quick]`. PostgreSQL is measured when
 ROLLON_BENCH_POSTGRES_URL (else ROLLON_TEST_POSTGRES_URL) is set.
@@ -73,7 +76,7 @@ class Plan:
     warmup_s: float
 
 
-FULL = Plan(repetitions=3, duration_s=8.0, warmup_s=1.0)
+FULL = Plan(repetitions=7, duration_s=4.0, warmup_s=0.5)
 QUICK = Plan(repetitions=2, duration_s=2.0, warmup_s=0.5)
 
 
@@ -345,32 +348,49 @@ def _measure(kind: str, plan: Plan, result: SuiteResult) -> None:
             server("bare", url, key_file) as bare_port,
         ):
             for repetition in range(plan.repetitions):
-                before = _committed(service_port)
-                run = asyncio.run(_load(service_port, members, plan, seed=repetition))
-                ok = run.statuses.get(201, 0)
-                assert run.statuses == {201: ok}, run.statuses
-                # Payments answered during the warm-up and at the end count too.
-                assert _committed(service_port) - before >= ok
+                # Each round runs both servers back to back, the first one in turn: the
+                # machine's speed drifts over tens of seconds, and a round's two runs see
+                # the same machine.
+                if repetition % 2 == 0:
+                    run = _service_run(service_port, members, plan, repetition)
+                    bare = _bare_run(bare_port, members, plan, repetition)
+                else:
+                    bare = _bare_run(bare_port, members, plan, repetition)
+                    run = _service_run(service_port, members, plan, repetition)
                 service_runs.append(run)
-                bare = asyncio.run(_load(bare_port, members, plan, seed=repetition))
-                assert bare.statuses == {201: bare.answered}, bare.statuses
                 bare_runs.append(bare)
                 print(
                     f"  {kind} #{repetition + 1}: service {run.rate_per_s:,.0f}/s "
                     f"(p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms), "
-                    f"bare {bare_runs[-1].rate_per_s:,.0f}/s",
+                    f"bare {bare.rate_per_s:,.0f}/s, ratio {run.rate_per_s / bare.rate_per_s:.2f}",
                     flush=True,
                 )
             assert _committed(service_port) >= issued
-    service_rate = median([r.rate_per_s for r in service_runs])
-    bare_rate = median([r.rate_per_s for r in bare_runs])
-    result.figures[f"http_transfers_per_s_{kind}"] = service_rate
+    result.figures[f"http_transfers_per_s_{kind}"] = median([r.rate_per_s for r in service_runs])
     result.figures[f"http_transfer_p50_ms_{kind}"] = median([r.p50_ms for r in service_runs])
     result.figures[f"http_transfer_p99_ms_{kind}"] = median([r.p99_ms for r in service_runs])
-    result.figures[f"bare_fastapi_per_s_{kind}"] = bare_rate
+    result.figures[f"bare_fastapi_per_s_{kind}"] = median([r.rate_per_s for r in bare_runs])
     result.figures[f"bare_fastapi_p50_ms_{kind}"] = median([r.p50_ms for r in bare_runs])
     result.figures[f"bare_fastapi_p99_ms_{kind}"] = median([r.p99_ms for r in bare_runs])
-    result.ratios[f"http_transfer_vs_bare_fastapi_{kind}"] = service_rate / bare_rate
+    rounds = zip(service_runs, bare_runs, strict=True)
+    ratios = [run.rate_per_s / bare.rate_per_s for run, bare in rounds]
+    result.ratios[f"http_transfer_vs_bare_fastapi_{kind}"] = median(ratios)
+
+
+def _service_run(port: int, members: list[Member], plan: Plan, seed: int) -> Run:
+    before = _committed(port)
+    run = asyncio.run(_load(port, members, plan, seed))
+    ok = run.statuses.get(201, 0)
+    assert run.statuses == {201: ok}, run.statuses
+    # Payments answered during the warm-up and at the end count too.
+    assert _committed(port) - before >= ok
+    return run
+
+
+def _bare_run(port: int, members: list[Member], plan: Plan, seed: int) -> Run:
+    run = asyncio.run(_load(port, members, plan, seed))
+    assert run.statuses == {201: run.answered}, run.statuses
+    return run
 
 
 def run(quick: bool) -> SuiteResult:

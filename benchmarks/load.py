@@ -25,27 +25,82 @@ def post_request(path: str, body: Mapping[str, Any], headers: Mapping[str, str])
     return head.encode() + encoded
 
 
-class Connection:
-    """One keep-alive connection; one request at a time."""
+class _Answers(asyncio.Protocol):
+    """Reads answers off one connection as they arrive: status and body by Content-Length."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self._buffer = b""
+        self._lost: Exception | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        length = 0
+        for line in self._buffer[:end].split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if len(self._buffer) < end + 4 + length:
+            return
+        status = int(self._buffer[9:12])
+        body = self._buffer[end + 4 : end + 4 + length]
+        self._buffer = self._buffer[end + 4 + length :]
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result((status, body))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = exc or ConnectionError("the server closed the connection")
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(self._lost)
+
+    def expect(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[tuple[int, bytes]]:
+        if self._lost is not None:
+            raise self._lost
+        assert self.waiter is None, "one request at a time"
+        self.waiter = loop.create_future()
+        return self.waiter
+
+
+class Connection:
+    """One keep-alive connection; one request at a time.
+
+    A protocol, not asyncio streams: `StreamReader.readuntil` under `wait_for` made a task
+    and a timer per answer, and the load generator shares the machine with the servers it
+    measures."""
+
+    def __init__(self, answers: _Answers) -> None:
+        self._answers = answers
+        self._loop = asyncio.get_running_loop()
 
     @classmethod
     async def open(cls, port: int) -> Connection:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        return cls(reader, writer)
+        loop = asyncio.get_running_loop()
+        _, answers = await loop.create_connection(_Answers, "127.0.0.1", port)
+        return cls(answers)
 
     async def send(self, request: bytes) -> tuple[int, bytes]:
         """Send a request's bytes; the answer's status and body."""
-        self._writer.write(request)
-        head = await asyncio.wait_for(self._reader.readuntil(b"\r\n\r\n"), RESPONSE_TIMEOUT_S)
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        return int(head[9:12]), await self._reader.readexactly(length)
+        answer = self._answers.expect(self._loop)
+        assert self._answers.transport is not None
+        self._answers.transport.write(request)
+        timeout = self._loop.call_later(RESPONSE_TIMEOUT_S, self._time_out, answer)
+        try:
+            return await answer
+        finally:
+            timeout.cancel()
+
+    @staticmethod
+    def _time_out(answer: asyncio.Future[tuple[int, bytes]]) -> None:
+        if not answer.done():
+            answer.set_exception(TimeoutError("no answer in time"))
 
     async def post(
         self, path: str, body: Mapping[str, Any], headers: Mapping[str, str]
@@ -54,4 +109,5 @@ class Connection:
         return await self.send(post_request(path, body, headers))
 
     def close(self) -> None:
-        self._writer.close()
+        if self._answers.transport is not None:
+            self._answers.transport.close()
