@@ -57,9 +57,14 @@ class _Answers(asyncio.Protocol):
             waiter.set_result((status, body))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = exc or ConnectionError("the server closed the connection")
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(self._lost)
+        self.fail(exc or ConnectionError("the server closed the connection"))
+
+    def fail(self, error: Exception) -> None:
+        """Fail the answer awaited, and every later request on this connection."""
+        self._lost = self._lost or error
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
 
     def expect(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[tuple[int, bytes]]:
         if self._lost is not None:
@@ -91,16 +96,16 @@ class Connection:
         answer = self._answers.expect(self._loop)
         assert self._answers.transport is not None
         self._answers.transport.write(request)
-        timeout = self._loop.call_later(RESPONSE_TIMEOUT_S, self._time_out, answer)
+        timeout = self._loop.call_later(RESPONSE_TIMEOUT_S, self._time_out)
         try:
             return await answer
         finally:
             timeout.cancel()
 
-    @staticmethod
-    def _time_out(answer: asyncio.Future[tuple[int, bytes]]) -> None:
-        if not answer.done():
-            answer.set_exception(TimeoutError("no answer in time"))
+    def _time_out(self) -> None:
+        # A late answer would be read as the next request's: the connection is done for.
+        self._answers.fail(TimeoutError(f"no answer within {RESPONSE_TIMEOUT_S} s"))
+        self.close()
 
     async def post(
         self, path: str, body: Mapping[str, Any], headers: Mapping[str, str]
