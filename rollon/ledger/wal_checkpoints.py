@@ -12,6 +12,14 @@ ledger writer `WalCheckpointer` runs a PASSIVE checkpoint every `interval_ms` on
 of its own. PASSIVE never waits on the writer or on readers: it copies the frames no reader
 still needs, and the writer commits into the WAL meanwhile. Durability is the WAL's, as
 before: a commit is durable once its frames are synced there.
+
+A checkpoint copies each page once, however many commits wrote it since the last one, and
+the ledger's commits keep writing the same pages (the journal's head, the accounts, the
+open end of each account's history). Every 200 ms instead of every 50, the copies wrote a
+third as much to the database file under the HTTP benchmark's load (2.7 kB a payment
+instead of 8.0), and the service answered about 7% more payments (three interleaved runs:
++12%, +6% and +7%; an unchanged control in the last, 0%). The WAL then holds a few
+thousand frames between checkpoints under that load, under the backstop.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_INTERVAL_MS = 50
+CHECKPOINT_INTERVAL_MS = 200
 # Should no checkpointer run (a process without a writer, or a stalled thread), a commit
 # checkpoints by itself past some 40 MB of WAL (4 kB pages), ten times SQLite's default.
 AUTOCHECKPOINT_BACKSTOP_PAGES = 10_000
