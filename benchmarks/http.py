@@ -17,7 +17,7 @@ takes the same JSON body, measured in the same run on the same machine.
   better than the service is.
 - The load generator is this process: CONNECTIONS keep-alive HTTP/1.1 connections, each a
   client that sends its next payment as soon as the last one is answered (closed loop), over
-  plain asyncio streams (`benchmarks/load.py`). A heavier client (httpx) would saturate the
+  a plain asyncio protocol (`benchmarks/load.py`). A heavier client (httpx) would saturate the
   cores itself and make both servers look equally fast; this one leaves the servers as the
   bottleneck.
 - Every payment is a member paying another member from its own token, with a fresh

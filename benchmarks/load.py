@@ -1,4 +1,4 @@
-"""The load generator's HTTP client: keep-alive HTTP/1.1 over plain asyncio streams.
+"""The load generator's HTTP client: keep-alive HTTP/1.1 over a plain asyncio protocol.
 
 A client library costs the load generator more CPU than the servers it measures: httpx, with
 32 connections on this 2-core machine, spent about 7 ms of CPU per request, so the client set
