@@ -582,7 +582,7 @@ class PaymentRequests:
             partial(_close_attempt, row.id, row.status, row.attempt, closing, closed_at_ns)
         )
         closed = self._load(row.id)
-        assert closed is not None and closed.status in (_CLOSING[row.status], _Stored.PAID)
+        assert closed is not None and closed.status in (closing, _Stored.PAID)
         if closed.status is not _Stored.PAID:
             self.notifier.notify(row.id)
         return closed

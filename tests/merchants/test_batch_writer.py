@@ -1,5 +1,6 @@
 import pickle
 import threading
+from functools import partial
 from uuid import uuid4
 
 import pytest
@@ -108,8 +109,6 @@ def test_writes_share_the_ledgers_batches_without_touching_its_transfers(
 def test_a_write_crosses_with_its_work_and_comes_back_with_its_outcome_only() -> None:
     """The writer may be another process: a write pickles out with its work, and back, once
     done, with what the work returned and without the work (its row is the server's)."""
-    from functools import partial
-
     out = pickle.loads(pickle.dumps(_Write(partial(_row_work, "a row the server holds"))))
     assert out.work(None, []) == "ran with a row the server holds"  # type: ignore[arg-type]
     out.result, out.done = "stored", True
