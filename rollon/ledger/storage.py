@@ -76,8 +76,18 @@ def normalize_url(url: str) -> str:
     return url
 
 
+# The ledger answers once a commit is durable, so its connections never commit without
+# waiting for the WAL's flush, whatever the server, database or role says: `off` is
+# overruled; `local`, `on` and the settings that also wait for synchronous replicas stand.
+_DURABLE_COMMITS = (
+    "SELECT set_config('synchronous_commit', 'on', false)"
+    " WHERE current_setting('synchronous_commit') = 'off'"
+)
+
+
 def create_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine with the durability the ledger promises (SQLite: WAL, synchronous=FULL)."""
+    """An engine with the durability the ledger promises (SQLite: WAL, synchronous=FULL;
+    PostgreSQL: commits that wait for the WAL's flush)."""
     url = normalize_url(url)
     if not url.startswith("sqlite"):
         pool = {"pool_size": POSTGRES_POOL_SIZE, "max_overflow": POSTGRES_MAX_OVERFLOW}
@@ -95,6 +105,7 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("SET plan_cache_mode = force_custom_plan")
                 cursor.execute(f"SET random_page_cost = {POSTGRES_RANDOM_PAGE_COST}")
+                cursor.execute(_DURABLE_COMMITS)
             dbapi_connection.commit()
 
         return postgres

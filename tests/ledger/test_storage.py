@@ -129,6 +129,29 @@ def test_commits_are_durable(engine: Engine) -> None:
             assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
 
 
+@pytest.mark.parametrize(
+    ("asked", "kept"),
+    [("off", "on"), ("local", "local"), ("remote_apply", "remote_apply")],
+)
+def test_postgres_commits_wait_for_the_flush_whatever_the_server_says(
+    asked: str, kept: str, tmp_path: Path
+) -> None:
+    """A database or role set to commit without waiting would break the ledger's promise:
+    `off` is overruled, and what waits as long or longer is kept."""
+    with fresh_database("postgres", tmp_path) as url:
+        options = sa.make_url(url).query["options"]
+        assert isinstance(options, str)
+        asking = sa.make_url(url).update_query_dict(
+            {"options": f"{options} -csynchronous_commit={asked}"}
+        )
+        engine = create_engine(asking.render_as_string(hide_password=False))
+        try:
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == kept
+        finally:
+            engine.dispose()
+
+
 def _decide(
     engine: Engine, requests: list[list[Transfer]], now_ns: int = 10**18
 ) -> tuple[ChainHead, Outcome]:
