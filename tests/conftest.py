@@ -14,10 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from rollon.ledger.service import install_chart
 from rollon.ledger.storage import create_engine
-from rollon.migrations import upgrade
-from tests.databases import POSTGRES_URL, fresh_database
+from tests.databases import POSTGRES_URL, fill_as_migrated, fresh_database
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -37,8 +35,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """A migrated database with the chart of accounts installed."""
+    fill_as_migrated(db_url)
     engine = create_engine(db_url)
-    upgrade(engine)
-    install_chart(engine)
     yield engine
     engine.dispose()

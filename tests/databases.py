@@ -1,21 +1,35 @@
-"""Fresh, empty databases for tests: a SQLite file, or a private PostgreSQL schema.
+"""Fresh databases for tests: a SQLite file, or a private PostgreSQL schema.
 
 PostgreSQL is used when ROLLON_TEST_POSTGRES_URL is set; each database gets a schema of its
 own (dropped afterwards), so parallel runs never see each other.
+
+`fresh_database` gives an empty one. `fill_as_migrated` makes an empty one what `migrate`
+(the migrations, then the chart of accounts) makes it, without running Alembic for each
+test (some 70 ms on SQLite and 200 ms on PostgreSQL, for some 570 tests): the first of each
+kind is migrated, and the others are copies of it. On SQLite a copy of its file; on
+PostgreSQL the same statements, recorded as the migration ran them and replayed into the
+new schema in one transaction. tests/test_databases.py checks that a copy has the schema
+and rows a migration gives.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
+from rollon.ledger.service import install_chart
 from rollon.ledger.storage import create_engine, normalize_url
+from rollon.migrations import upgrade
 
 POSTGRES_URL = os.environ.get("ROLLON_TEST_POSTGRES_URL", "")
 
@@ -46,3 +60,73 @@ def fresh_database(kind: str, directory: Path) -> Iterator[str]:
         with admin.begin() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
         admin.dispose()
+
+
+# (statement, parameters, executemany) as the driver received them
+_Recorded = tuple[str, Any, bool]
+_SQLITE_TEMPLATE: list[Path] = []  # the migrated SQLite file, once made
+_POSTGRES_SCRIPT: list[list[_Recorded]] = []  # the migration's statements, once recorded
+_TEMPLATES = tempfile.TemporaryDirectory(prefix="rollon-templates-")
+
+
+def migrate(url: str) -> None:
+    """What the service does to a new database: the migrations, then the chart of accounts."""
+    engine = create_engine(url)
+    try:
+        upgrade(engine)
+        install_chart(engine)
+    finally:
+        engine.dispose()
+
+
+def fill_as_migrated(url: str) -> None:
+    """Make the empty database at `url` (from `fresh_database`) what `migrate` makes it."""
+    if url.startswith("sqlite"):
+        path = Path(sa.make_url(url).database or "")
+        assert not path.exists(), "a SQLite database to fill must not exist yet"
+        shutil.copyfile(_sqlite_template(), path)
+    else:
+        _replay(url, _postgres_script())
+
+
+def _sqlite_template() -> Path:
+    if not _SQLITE_TEMPLATE:
+        path = Path(_TEMPLATES.name) / "migrated.db"
+        migrate(f"sqlite:///{path}")  # disposed: the WAL is checkpointed into the file
+        _SQLITE_TEMPLATE.append(path)
+    return _SQLITE_TEMPLATE[0]
+
+
+def _postgres_script() -> list[_Recorded]:
+    if not _POSTGRES_SCRIPT:
+        script: list[_Recorded] = []
+        with fresh_database("postgres", Path(_TEMPLATES.name)) as url:
+            engine = create_engine(url)
+
+            @event.listens_for(engine, "before_cursor_execute")
+            def record(
+                _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool
+            ) -> None:
+                script.append((statement, parameters, many))
+
+            try:
+                upgrade(engine)
+                install_chart(engine)
+            finally:
+                engine.dispose()
+        _POSTGRES_SCRIPT.append(script)
+    return _POSTGRES_SCRIPT[0]
+
+
+def _replay(url: str, script: list[_Recorded]) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            cursor = connection.connection.cursor()
+            for statement, parameters, many in script:
+                if many:
+                    cursor.executemany(statement, parameters)
+                else:
+                    cursor.execute(statement, parameters or None)
+    finally:
+        engine.dispose()
