@@ -14,6 +14,7 @@ and rows a migration gives.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -64,14 +65,20 @@ def fresh_database(kind: str, directory: Path) -> Iterator[str]:
 
 # (statement, parameters, executemany) as the driver received them
 _Recorded = tuple[str, Any, bool]
-_SQLITE_TEMPLATE: list[Path] = []  # the migrated SQLite file, once made
-_POSTGRES_SCRIPT: list[list[_Recorded]] = []  # the migration's statements, once recorded
-_TEMPLATES = tempfile.TemporaryDirectory(prefix="rollon-templates-")
 
 
-def migrate(url: str) -> None:
-    """What the service does to a new database: the migrations, then the chart of accounts."""
+def migrate(url: str, *, recording: list[_Recorded] | None = None) -> None:
+    """What the service does to a new database: the migrations, then the chart of accounts.
+    `recording` collects the statements, as the driver receives them."""
     engine = create_engine(url)
+    if recording is not None:
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def record(
+            _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool
+        ) -> None:
+            recording.append((statement, parameters, many))
+
     try:
         upgrade(engine)
         install_chart(engine)
@@ -89,36 +96,28 @@ def fill_as_migrated(url: str) -> None:
         _replay(url, _postgres_script())
 
 
+@functools.cache
+def _scratch() -> tempfile.TemporaryDirectory[str]:
+    """Where the templates are made; removed when the process exits."""
+    return tempfile.TemporaryDirectory(prefix="rollon-templates-")
+
+
+@functools.cache
 def _sqlite_template() -> Path:
-    if not _SQLITE_TEMPLATE:
-        path = Path(_TEMPLATES.name) / "migrated.db"
-        migrate(f"sqlite:///{path}")  # disposed: the WAL is checkpointed into the file
-        _SQLITE_TEMPLATE.append(path)
-    return _SQLITE_TEMPLATE[0]
+    path = Path(_scratch().name) / "migrated.db"
+    migrate(f"sqlite:///{path}")  # disposed: the WAL is checkpointed into the file
+    return path
 
 
-def _postgres_script() -> list[_Recorded]:
-    if not _POSTGRES_SCRIPT:
-        script: list[_Recorded] = []
-        with fresh_database("postgres", Path(_TEMPLATES.name)) as url:
-            engine = create_engine(url)
-
-            @event.listens_for(engine, "before_cursor_execute")
-            def record(
-                _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool
-            ) -> None:
-                script.append((statement, parameters, many))
-
-            try:
-                upgrade(engine)
-                install_chart(engine)
-            finally:
-                engine.dispose()
-        _POSTGRES_SCRIPT.append(script)
-    return _POSTGRES_SCRIPT[0]
+@functools.cache
+def _postgres_script() -> tuple[_Recorded, ...]:
+    script: list[_Recorded] = []
+    with fresh_database("postgres", Path(_scratch().name)) as url:
+        migrate(url, recording=script)
+    return tuple(script)
 
 
-def _replay(url: str, script: list[_Recorded]) -> None:
+def _replay(url: str, script: tuple[_Recorded, ...]) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as connection:
