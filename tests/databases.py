@@ -28,9 +28,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from rollon.ledger.service import install_chart
+from rollon.api.bootstrap import prepare_database
 from rollon.ledger.storage import create_engine, normalize_url
-from rollon.migrations import upgrade
 
 POSTGRES_URL = os.environ.get("ROLLON_TEST_POSTGRES_URL", "")
 
@@ -68,8 +67,8 @@ _Recorded = tuple[str, Any, bool]
 
 
 def migrate(url: str, *, recording: list[_Recorded] | None = None) -> None:
-    """What the service does to a new database: the migrations, then the chart of accounts.
-    `recording` collects the statements, as the driver receives them."""
+    """What the service does to a new database (`prepare_database`: the migrations, then the
+    chart of accounts). `recording` collects the statements, as the driver receives them."""
     engine = create_engine(url)
     if recording is not None:
 
@@ -80,8 +79,7 @@ def migrate(url: str, *, recording: list[_Recorded] | None = None) -> None:
             recording.append((statement, parameters, many))
 
     try:
-        upgrade(engine)
-        install_chart(engine)
+        prepare_database(engine)
     finally:
         engine.dispose()
 

@@ -102,10 +102,12 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
             # and every key ever kept. So every run is planned for the tables as they are,
             # and priced for data in memory or on SSD (a random page costs little more than
             # a sequential one), under which lookups by key seek by index.
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute("SET plan_cache_mode = force_custom_plan")
-                cursor.execute(f"SET random_page_cost = {POSTGRES_RANDOM_PAGE_COST}")
-                cursor.execute(_DURABLE_COMMITS)
+            with dbapi_connection.cursor() as cursor:  # one round trip: no parameters
+                cursor.execute(
+                    "SET plan_cache_mode = force_custom_plan;"
+                    f" SET random_page_cost = {POSTGRES_RANDOM_PAGE_COST};"
+                    f" {_DURABLE_COMMITS}"
+                )
             dbapi_connection.commit()
 
         return postgres
